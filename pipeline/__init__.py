@@ -1,0 +1,1 @@
+"""MNIST digit classifier as a reproducible DVC pipeline: the library behind `stages/`."""

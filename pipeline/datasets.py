@@ -1,0 +1,178 @@
+"""MNIST in its three on-disk forms, read into one layout and checked.
+
+The layout is Keras': `x_train` (N, 28, 28), `y_train` (N,), `x_test`, `y_test`, all uint8.
+Readers take bytes or paths and raise DataError naming the file and the problem; nothing here
+touches the network.
+"""
+import gzip
+import hashlib
+import io
+import pickle
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import DataError
+
+KEYS = ("x_train", "y_train", "x_test", "y_test")
+IMAGE_SHAPE = (28, 28)
+NUM_CLASSES = 10
+
+# SHA-256 of the four arrays' bytes concatenated in KEYS order (shared/DATA.md): every route
+# that claims to serve MNIST must reproduce it, so the raw output is byte-identical everywhere.
+MNIST_FINGERPRINT = "06b0d1f124c4e5fa796686ade41a9b778edacc8622f2195a352ef479ad44fc16"
+
+IDX_NAMES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+_IDX_UBYTE = 0x08
+
+
+def fingerprint(data: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the four arrays' bytes (uint8, C order), in KEYS order."""
+    digest = hashlib.sha256()
+    for key in KEYS:
+        digest.update(np.ascontiguousarray(data[key]).tobytes())
+    return digest.hexdigest()
+
+
+def validate(data: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+    """Check shapes, dtypes, label range and counts; return the arrays as uint8."""
+    missing = [key for key in KEYS if key not in data]
+    if missing:
+        raise DataError(f"{source}: missing arrays {', '.join(missing)} (expected {', '.join(KEYS)})")
+    checked = {}
+    for split in ("train", "test"):
+        images, labels = data[f"x_{split}"], data[f"y_{split}"]
+        if images.dtype != np.uint8:
+            raise DataError(f"{source}: x_{split}: expected uint8 pixels, got {images.dtype}")
+        if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
+            raise DataError(f"{source}: x_{split}: expected shape (N, 28, 28), got {images.shape}")
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+            raise DataError(
+                f"{source}: y_{split}: expected a 1-D integer array, got {labels.dtype} {labels.shape}"
+            )
+        if len(images) == 0:
+            raise DataError(f"{source}: x_{split}: no images")
+        if len(labels) != len(images):
+            raise DataError(
+                f"{source}: y_{split}: expected {len(images)} labels (one per image), got {len(labels)}"
+            )
+        if labels.min() < 0 or labels.max() >= NUM_CLASSES:
+            raise DataError(
+                f"{source}: y_{split}: expected labels 0-9, got {labels.min()}..{labels.max()}"
+            )
+        checked[f"x_{split}"] = np.ascontiguousarray(images)
+        checked[f"y_{split}"] = labels.astype(np.uint8)
+    return checked
+
+
+def parse_idx(raw: bytes, name: str) -> np.ndarray:
+    """Parse one IDX file of unsigned bytes: magic 0x0000 08 NDIM, NDIM big-endian sizes, data."""
+    if len(raw) < 4:
+        raise DataError(f"{name}: truncated IDX file: {len(raw)} bytes, no header")
+    if raw[0] != 0 or raw[1] != 0 or raw[2] != _IDX_UBYTE or raw[3] == 0:
+        raise DataError(f"{name}: not an IDX file of unsigned bytes (magic {raw[:4].hex()})")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{name}: truncated IDX header: expected {header} bytes, got {len(raw)}")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(shape, dtype=np.int64))
+    if len(raw) != expected:
+        problem = "truncated" if len(raw) < expected else "trailing bytes in"
+        raise DataError(
+            f"{name}: {problem} IDX file: shape {shape} needs {expected} bytes, got {len(raw)}"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def read_idx_file(path: Path) -> np.ndarray:
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except OSError as error:  # includes gzip.BadGzipFile
+        raise DataError(f"{path}: cannot read: {error}") from None
+    except (EOFError, zlib.error) as error:
+        raise DataError(f"{path}: corrupt gzip data: {error}") from None
+    return parse_idx(raw, str(path))
+
+
+def read_idx_dir(directory: Path) -> dict[str, np.ndarray]:
+    """Read the four standard IDX files (each gzipped or not) from one directory."""
+    data = {}
+    for key, stem in IDX_NAMES.items():
+        candidates = [directory / stem, directory / f"{stem}.gz"]
+        found = [p for p in candidates if p.is_file()]
+        if not found:
+            raise DataError(f"{directory}: missing {stem} or {stem}.gz")
+        array = read_idx_file(found[0])
+        want_ndim = 3 if key.startswith("x") else 1
+        if array.ndim != want_ndim:
+            raise DataError(f"{found[0]}: expected {want_ndim} dimensions, got shape {array.shape}")
+        data[key] = array
+    return validate(data, str(directory))
+
+
+def read_npz(path: Path, keys: tuple[str, ...], hint: str = "") -> dict[str, np.ndarray]:
+    """Load the named arrays from an .npz without pickle; DataError if anything is wrong."""
+    suffix = f"; {hint}" if hint else ""
+    if not Path(path).is_file():
+        raise DataError(f"{path}: no such file{suffix}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [key for key in keys if key not in npz.files]
+            if missing:
+                raise DataError(
+                    f"{path}: missing arrays {', '.join(missing)} "
+                    f"(expected {', '.join(keys)}, found {', '.join(npz.files) or 'none'}){suffix}"
+                )
+            return {key: npz[key] for key in keys}
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as error:
+        raise DataError(f"{path}: not a readable .npz ({error}){suffix}") from None
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Admits only what a pickled ndarray needs: a pickle can otherwise run any code."""
+
+    def find_class(self, module: str, name: str):
+        if name == "_reconstruct" and module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+            return np.ndarray.__reduce__(np.empty(0))[0]  # numpy's own _reconstruct, any version
+        if module == "numpy" and name in ("ndarray", "dtype"):
+            return getattr(np, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def parse_mnist_pickle(raw: bytes, name: str) -> dict[str, np.ndarray]:
+    """Decode the classic mnist.pkl: ((train), (validation), (test)) pairs of float images/labels.
+
+    Images hold exactly byte/256, so rounding x*256 restores the original pixels; train and
+    validation together are MNIST's 60,000 training images in their original order.
+    """
+    try:
+        parts = _ArrayUnpickler(io.BytesIO(raw), encoding="latin1").load()
+        (x_a, y_a), (x_b, y_b), (x_t, y_t) = parts
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
+        raise DataError(f"{name}: not the expected MNIST pickle ({error})") from None
+
+    def to_bytes(images: np.ndarray) -> np.ndarray:
+        pixels = np.rint(np.asarray(images, dtype=np.float64) * 256)
+        if pixels.min() < 0 or pixels.max() > 255:
+            raise DataError(f"{name}: pixel values outside [0, 255/256]")
+        return pixels.astype(np.uint8).reshape(-1, *IMAGE_SHAPE)
+
+    data = {
+        "x_train": np.concatenate([to_bytes(x_a), to_bytes(x_b)]),
+        "y_train": np.concatenate([y_a, y_b]),
+        "x_test": to_bytes(x_t),
+        "y_test": np.asarray(y_t),
+    }
+    return validate(data, name)

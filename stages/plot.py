@@ -1,0 +1,40 @@
+"""Draw the sample digits, learning curves, confusion matrix and misclassified digits.
+
+Reads data/prepared/{train,test}.npz, metrics/history.csv and metrics/predictions.csv; writes
+PNGs to metrics/plots/.
+"""
+from functools import partial
+
+import numpy as np
+
+from pipeline import artifacts, cli, config, paths, plots
+
+log = partial(print, flush=True)
+
+
+def main() -> None:
+    params = config.load()
+    train_images, train_labels = artifacts.load_split(paths.prepared("train"))
+    test_images, _ = artifacts.load_split(paths.prepared("test"))
+    history = artifacts.load_history(paths.HISTORY)
+    rows = artifacts.load_csv(paths.PREDICTIONS, ("actual", "predicted", "confidence"))
+    actual = np.array([int(row["actual"]) for row in rows])
+    predicted = np.array([int(row["predicted"]) for row in rows])
+    confidence = np.array([float(row["confidence"]) for row in rows])
+    figures = {
+        "samples.png": plots.sample_grid(train_images, train_labels, params.plot.samples),
+        "loss.png": plots.learning_curve(history, "loss"),
+        "accuracy.png": plots.learning_curve(history, "accuracy"),
+        "confusion.png": plots.confusion_heatmap(actual, predicted),
+        "misclassified.png": plots.misclassified_gallery(
+            test_images, actual, predicted, confidence, params.plot.misclassified
+        ),
+    }
+    rendered = {name: plots.to_png(figure) for name, figure in figures.items()}  # all, then write
+    for name, png in rendered.items():
+        artifacts.write_bytes(paths.PLOTS_DIR / name, png)
+    log(f"wrote {len(rendered)} plots to {paths.PLOTS_DIR}/")
+
+
+if __name__ == "__main__":
+    cli.run(main)

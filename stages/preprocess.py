@@ -1,0 +1,23 @@
+"""Scale pixels to [0, 1] and split off a stratified validation set.
+
+Reads data/raw/mnist.npz; writes data/prepared/{train,val,test}.npz (`images` float32 28x28,
+`labels` uint8).
+"""
+from functools import partial
+
+from pipeline import artifacts, cli, config, datasets, paths, preprocessing
+
+log = partial(print, flush=True)
+
+
+def main() -> None:
+    params = config.load()
+    raw = datasets.validate(artifacts.load_arrays(paths.RAW, datasets.KEYS), str(paths.RAW))
+    splits = preprocessing.prepare(raw, params.preprocess.val_fraction, params.seed)
+    for name, (images, labels) in splits.items():
+        artifacts.save_split(paths.prepared(name), images, labels)
+    log("wrote " + ", ".join(f"{name} {len(labels)}" for name, (_, labels) in splits.items()))
+
+
+if __name__ == "__main__":
+    cli.run(main)

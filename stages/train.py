@@ -1,0 +1,22 @@
+"""Train the model named in params.yaml:train.
+
+Reads data/prepared/{train,val}.npz; writes models/model.keras and metrics/history.csv.
+"""
+from functools import partial
+
+from pipeline import artifacts, cli, config, paths, training
+
+log = partial(print, flush=True)
+
+
+def main() -> None:
+    params = config.load()
+    train = artifacts.load_split(paths.prepared("train"))
+    val = artifacts.load_split(paths.prepared("val"))
+    model, history = training.fit(train, val, params.train, params.seed, log=log)
+    artifacts.save_model(model, paths.MODEL)
+    artifacts.save_history(paths.HISTORY, history)
+
+
+if __name__ == "__main__":
+    cli.run(main)
