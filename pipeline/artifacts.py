@@ -38,6 +38,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; outputs are ordinary files
         os.replace(tmp, path)
     except OSError as error:
         raise DataError(f"{path}: cannot write: {error.strerror or error}") from None

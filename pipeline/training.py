@@ -40,6 +40,7 @@ def fit(
         batches(*train, params.batch_size, seed=seed),
         validation_data=batches(*val, EVAL_BATCH),
         epochs=params.epochs,
+        shuffle=False,  # the tf.data pipeline already reshuffles every epoch
         verbose=0,
         callbacks=[epoch_log(params.epochs, log)],
     )
