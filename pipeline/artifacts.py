@@ -10,7 +10,6 @@ import io
 import json
 import os
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,7 +21,6 @@ from pipeline.errors import DataError
 # Columns of metrics/history.csv, one row per epoch.
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 RESTORE_HINT = "restore it with `dvc checkout` or rebuild it with `dvc repro`"
-_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 @contextlib.contextmanager
@@ -106,44 +104,6 @@ def load_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
             return list(reader)
     except OSError as error:
         raise DataError(f"{path}: cannot read ({error.strerror}); {RESTORE_HINT}") from None
-
-
-def save_model(model: Any, path: Path) -> None:
-    """Save a Keras model so that the same weights always give the same bytes.
-
-    Keras stamps `date_saved` into metadata.json and the current time into the zip entry of the
-    weights; both are fixed here, and the archive is rewritten in a fixed order.
-    """
-    with tempfile.TemporaryDirectory() as tmp:
-        raw_path = Path(tmp) / "model.keras"
-        model.save(raw_path)
-        with zipfile.ZipFile(raw_path) as source:
-            entries = [(info, source.read(info)) for info in source.infolist()]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as target:
-        for info, content in sorted(entries, key=lambda entry: entry[0].filename):
-            if info.filename == "metadata.json":
-                metadata = json.loads(content)
-                metadata.pop("date_saved", None)
-                content = json.dumps(metadata, sort_keys=True).encode()
-            entry = zipfile.ZipInfo(info.filename, date_time=_ZIP_EPOCH)
-            entry.compress_type = info.compress_type
-            entry.external_attr = 0o644 << 16
-            target.writestr(entry, content)
-    write_bytes(path, buffer.getvalue())
-
-
-def load_model(path: Path) -> Any:
-    """Load a .keras model in safe mode: a file that would run code on load is refused."""
-    if not Path(path).is_file():
-        raise DataError(f"{path}: no such model; train one with `dvc repro` or fetch it with `dvc pull`")
-    from pipeline.tf import keras
-
-    try:
-        return keras().saving.load_model(path, safe_mode=True)
-    except Exception as error:  # Keras raises many types for a bad archive; all mean the same
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise DataError(f"{path}: not a loadable Keras model ({first_line}); {RESTORE_HINT}") from None
 
 
 def save_history(path: Path, history: list[dict[str, float]]) -> None:

@@ -5,7 +5,7 @@ metrics/metrics.json and metrics/predictions.csv (one row per test image).
 """
 from functools import partial
 
-from pipeline import artifacts, cli, evaluation, paths
+from pipeline import artifacts, cli, evaluation, models, paths
 
 log = partial(print, flush=True)
 
@@ -13,7 +13,7 @@ log = partial(print, flush=True)
 def main() -> None:
     images, labels = artifacts.load_split(paths.prepared("test"))
     history = artifacts.load_history(paths.HISTORY)
-    model = artifacts.load_model(paths.MODEL)
+    model = models.load_model(paths.MODEL)
     probabilities = model.predict(images, batch_size=1024, verbose=0)
     metrics = evaluation.summarize(probabilities, labels, history, model.count_params())
     artifacts.save_json(paths.METRICS, metrics)

@@ -4,7 +4,7 @@ Reads data/prepared/{train,val}.npz; writes models/model.keras and metrics/histo
 """
 from functools import partial
 
-from pipeline import artifacts, cli, config, paths, training
+from pipeline import artifacts, cli, config, models, paths, training
 
 log = partial(print, flush=True)
 
@@ -14,7 +14,7 @@ def main() -> None:
     train = artifacts.load_split(paths.prepared("train"))
     val = artifacts.load_split(paths.prepared("val"))
     model, history = training.fit(train, val, params.train, params.seed, log=log)
-    artifacts.save_model(model, paths.MODEL)
+    models.save_model(model, paths.MODEL)
     artifacts.save_history(paths.HISTORY, history)
 
 

@@ -1,0 +1,68 @@
+"""Small synthetic MNIST in the on-disk forms the pipeline reads: IDX files and the legacy pickle."""
+import io
+import pickle
+import struct
+
+import numpy as np
+
+IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}  # unsigned bytes, 3 or 1 dimensions
+
+
+def small_mnist(train: int = 12, test: int = 5, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random uint8 digits in the Keras layout, with every pixel value from 0 to 255 present."""
+    rng = np.random.default_rng(seed)
+    x_train = rng.integers(0, 256, size=(train, 28, 28), dtype=np.uint8)
+    x_train.flat[:256] = np.arange(256)
+    return {
+        "x_train": x_train,
+        "y_train": (np.arange(train) % 10).astype(np.uint8),
+        "x_test": rng.integers(0, 256, size=(test, 28, 28), dtype=np.uint8),
+        "y_test": rng.integers(0, 10, size=test, dtype=np.uint8),
+    }
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An IDX file: big-endian magic, one big-endian size per dimension, then the raw bytes."""
+    header = struct.pack(">I", IDX_MAGIC[array.ndim])
+    header += b"".join(struct.pack(">I", size) for size in array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+class _Python2Pickler(pickle._Pickler):
+    """Writes bytes as Python 2 `str` (BINSTRING), as the cPickle that made mnist.pkl did.
+
+    Python 3 with protocol 2 would wrap bytes in `_codecs.encode(...)`, a global the pipeline's
+    restricted unpickler rightly refuses; the real file has no such call.
+    """
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def save_python2_str(self, obj: bytes) -> None:
+        if len(obj) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_python2_str
+
+
+def legacy_pickle(parts: list[tuple[np.ndarray, np.ndarray]]) -> bytes:
+    """The classic mnist.pkl layout: ((x, y), (x, y), (x, y)), float32 (N, 784) = uint8 / 256,
+    int64 labels, protocol 2, numpy referred to by its old module name as in the real file."""
+    pairs = tuple(
+        ((images.reshape(len(images), 784) / 256).astype(np.float32), labels.astype(np.int64))
+        for images, labels in parts
+    )
+    stream = io.BytesIO()
+    _Python2Pickler(stream, protocol=2).dump(pairs)
+    return stream.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+
+
+def split_legacy(data: dict[str, np.ndarray], first: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The Keras-layout arrays as the pickle's (train, validation, test) parts."""
+    return [
+        (data["x_train"][:first], data["y_train"][:first]),
+        (data["x_train"][first:], data["y_train"][first:]),
+        (data["x_test"], data["y_test"]),
+    ]

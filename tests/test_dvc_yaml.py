@@ -1,0 +1,114 @@
+"""dvc.yaml must agree with the code: commands, script and module deps, data deps, outs, params.
+
+A stage whose deps miss a module it imports would not re-run when that module changes; one whose
+outs differ from what the code writes would be reported as changed forever.
+"""
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline import paths
+from tests.conftest import ROOT
+
+DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+STAGES = DVC["stages"]
+# Modules that shape no output bytes: changing them must not re-run the pipeline.
+INFRASTRUCTURE = {"pipeline/cli.py", "pipeline/config.py", "pipeline/errors.py", "pipeline/paths.py"}
+
+
+def imported_modules(source: Path) -> set[str]:
+    """pipeline/*.py files imported by `source`, directly or through other pipeline modules."""
+    found: set[str] = set()
+    pending = [source]
+    while pending:
+        tree = ast.parse(pending.pop().read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module == "pipeline":
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pipeline."):
+                names = [node.module.split(".")[1]]
+            elif isinstance(node, ast.Import):
+                names = [a.name.split(".")[1] for a in node.names if a.name.startswith("pipeline.")]
+            for name in names:
+                module = f"pipeline/{name}.py"
+                if module not in found:
+                    found.add(module)
+                    pending.append(ROOT / module)
+    return found
+
+
+def referenced_paths(source: Path) -> set[str]:
+    """Files a stage names through `paths`: attributes like paths.MODEL, and paths.prepared(...)."""
+    found = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "paths":
+            value = getattr(paths, node.attr)
+            if isinstance(value, Path):
+                found.add(value.as_posix())
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "prepared":
+            argument = node.args[0]
+            splits = [argument.value] if isinstance(argument, ast.Constant) else paths.SPLITS
+            found.update(paths.prepared(split).as_posix() for split in splits)
+    return found
+
+
+def out_names(stage: dict) -> list[str]:
+    entries = stage.get("outs", []) + stage.get("metrics", []) + stage.get("plots", [])
+    return [next(iter(entry)) if isinstance(entry, dict) else entry for entry in entries]
+
+
+def is_cached(stage: dict, name: str) -> bool:
+    for entry in stage.get("outs", []) + stage.get("metrics", []) + stage.get("plots", []):
+        if isinstance(entry, dict) and name in entry:
+            return entry[name].get("cache", True)
+    return True
+
+
+def test_one_stage_per_module_in_pipeline_order():
+    modules = sorted(p.stem for p in (ROOT / "stages").glob("*.py") if p.stem != "__init__")
+    assert sorted(STAGES) == modules
+    assert list(STAGES) == ["fetch", "preprocess", "train", "evaluate", "plot"]
+    assert list(STAGES) == list(paths.STAGE_OUTPUTS)
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_command_and_code_deps(name):
+    stage = STAGES[name]
+    script = ROOT / "stages" / f"{name}.py"
+    assert stage["cmd"] == f"python -m stages.{name}"
+    code_deps = {d for d in stage["deps"] if d.endswith(".py")}
+    assert code_deps == {f"stages/{name}.py"} | (imported_modules(script) - INFRASTRUCTURE)
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_outs_and_data_deps(name):
+    stage = STAGES[name]
+    outs = {p.as_posix() for p in paths.STAGE_OUTPUTS[name]}
+    assert set(out_names(stage)) == outs
+    script = ROOT / "stages" / f"{name}.py"
+    data_deps = {d for d in stage["deps"] if not d.endswith(".py")}
+    assert data_deps == referenced_paths(script) - outs
+    for out in outs:  # models and data arrays go to the DVC cache; what git tracks does not
+        assert is_cached(stage, out) == (not out.startswith("metrics/")), out
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_params_by_key(name):
+    script = (ROOT / "stages" / f"{name}.py").read_text()
+    used = set(re.findall(r"\bparams\.(seed|fetch|preprocess|train|plot)\b", script))
+    assert set(STAGES[name].get("params", [])) == used
+
+
+def test_metrics_and_plots_point_at_outputs():
+    assert out_names({"metrics": STAGES["evaluate"]["metrics"]}) == [paths.METRICS.as_posix()]
+    all_outs = {o for stage in STAGES.values() for o in out_names(stage)}
+    for entry in DVC["plots"]:
+        if isinstance(entry, str):
+            assert entry in all_outs
+        else:
+            (definition,) = entry.values()
+            assert set(definition["y"]) <= all_outs

