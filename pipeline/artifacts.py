@@ -104,6 +104,8 @@ def load_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
             return list(reader)
     except OSError as error:
         raise DataError(f"{path}: cannot read ({error.strerror}); {RESTORE_HINT}") from None
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"{path}: not a CSV file ({error}); {RESTORE_HINT}") from None
 
 
 def save_history(path: Path, history: list[dict[str, float]]) -> None:
@@ -112,6 +114,8 @@ def save_history(path: Path, history: list[dict[str, float]]) -> None:
 
 def load_history(path: Path) -> list[dict[str, float]]:
     rows = load_csv(path, HISTORY_COLUMNS)
+    if not rows:
+        raise DataError(f"{path}: no epochs recorded; {RESTORE_HINT}")
     try:
         return [
             {key: (int if key == "epoch" else float)(row[key]) for key in HISTORY_COLUMNS}

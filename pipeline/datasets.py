@@ -7,6 +7,7 @@ touches the network.
 import gzip
 import hashlib
 import io
+import math
 import pickle
 import zipfile
 import zlib
@@ -83,7 +84,7 @@ def parse_idx(raw: bytes, name: str) -> np.ndarray:
     if len(raw) < header:
         raise DataError(f"{name}: truncated IDX header: expected {header} bytes, got {len(raw)}")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape, dtype=np.int64))
+    expected = header + math.prod(shape)  # Python ints: a forged header cannot overflow
     if len(raw) != expected:
         problem = "truncated" if len(raw) < expected else "trailing bytes in"
         raise DataError(
@@ -160,19 +161,22 @@ def parse_mnist_pickle(raw: bytes, name: str) -> dict[str, np.ndarray]:
     try:
         parts = _ArrayUnpickler(io.BytesIO(raw), encoding="latin1").load()
         (x_a, y_a), (x_b, y_b), (x_t, y_t) = parts
+        data = {
+            "x_train": np.concatenate([_restore_pixels(x_a, name), _restore_pixels(x_b, name)]),
+            "y_train": np.concatenate([np.asarray(y_a), np.asarray(y_b)]),
+            "x_test": _restore_pixels(x_t, name),
+            "y_test": np.asarray(y_t),
+        }
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
         raise DataError(f"{name}: not the expected MNIST pickle ({error})") from None
-
-    def to_bytes(images: np.ndarray) -> np.ndarray:
-        pixels = np.rint(np.asarray(images, dtype=np.float64) * 256)
-        if pixels.min() < 0 or pixels.max() > 255:
-            raise DataError(f"{name}: pixel values outside [0, 255/256]")
-        return pixels.astype(np.uint8).reshape(-1, *IMAGE_SHAPE)
-
-    data = {
-        "x_train": np.concatenate([to_bytes(x_a), to_bytes(x_b)]),
-        "y_train": np.concatenate([y_a, y_b]),
-        "x_test": to_bytes(x_t),
-        "y_test": np.asarray(y_t),
-    }
     return validate(data, name)
+
+
+def _restore_pixels(images: object, name: str) -> np.ndarray:
+    """float images holding byte/256 (N, 784) back to uint8 (N, 28, 28)."""
+    pixels = np.rint(np.asarray(images, dtype=np.float64) * 256)
+    if pixels.ndim != 2 or pixels.shape[1] != math.prod(IMAGE_SHAPE) or len(pixels) == 0:
+        raise DataError(f"{name}: expected images of shape (N, 784), got {pixels.shape}")
+    if not np.all((pixels >= 0) & (pixels <= 255)):  # also rejects NaN
+        raise DataError(f"{name}: pixel values outside [0, 255/256]")
+    return pixels.astype(np.uint8).reshape(-1, *IMAGE_SHAPE)

@@ -88,7 +88,7 @@ def misclassified_gallery(
         axes.imshow(images[index], cmap="gray_r", vmin=0, vmax=1)
         axes.set_title(f"true {actual[index]} → {predicted[index]}\n{confidence[index]:.1%}", fontsize=8)
         axes.axis("off")
-    title = f"Misclassified test digits ({len(wrong)} in all)" if len(order) else "No misclassified test digits"
+    title = f"Misclassified test digits ({len(wrong)} in all)" if len(wrong) else "No misclassified test digits"
     figure.suptitle(title)
     figure.tight_layout()
     return figure

@@ -51,7 +51,7 @@ def legacy_pickle(parts: list[tuple[np.ndarray, np.ndarray]]) -> bytes:
     """The classic mnist.pkl layout: ((x, y), (x, y), (x, y)), float32 (N, 784) = uint8 / 256,
     int64 labels, protocol 2, numpy referred to by its old module name as in the real file."""
     pairs = tuple(
-        ((images.reshape(len(images), 784) / 256).astype(np.float32), labels.astype(np.int64))
+        ((images.reshape(len(images), -1) / 256).astype(np.float32), labels.astype(np.int64))
         for images, labels in parts
     )
     stream = io.BytesIO()

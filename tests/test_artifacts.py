@@ -1,0 +1,203 @@
+"""The pipeline's file readers and writers: round trips, byte stability, atomic replacement."""
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from pipeline import artifacts
+from pipeline.errors import DataError
+
+HISTORY = [
+    {"epoch": 1, "loss": 0.9, "accuracy": 0.7, "val_loss": 1.0, "val_accuracy": 0.65},
+    {"epoch": 2, "loss": 0.25, "accuracy": 0.93, "val_loss": 0.3125, "val_accuracy": 0.9},
+]
+
+
+def sample_arrays() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {
+        "images": rng.random((6, 28, 28), dtype=np.float32),
+        "labels": np.arange(6, dtype=np.uint8),
+    }
+
+
+# --- arrays ---------------------------------------------------------------------------------
+
+
+def test_save_and_load_arrays(tmp_path):
+    arrays = sample_arrays()
+    artifacts.save_arrays(tmp_path / "split.npz", arrays)
+    loaded = artifacts.load_arrays(tmp_path / "split.npz", ("images", "labels"))
+    for key, array in arrays.items():
+        assert loaded[key].dtype == array.dtype
+        np.testing.assert_array_equal(loaded[key], array)
+
+
+def test_saving_the_same_arrays_gives_the_same_bytes(tmp_path):
+    artifacts.save_arrays(tmp_path / "a.npz", sample_arrays())
+    artifacts.save_arrays(tmp_path / "b.npz", sample_arrays())
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+
+
+def test_load_arrays_of_a_missing_file_says_how_to_restore_it(tmp_path):
+    with pytest.raises(DataError, match="dvc checkout"):
+        artifacts.load_arrays(tmp_path / "absent.npz", ("images",))
+
+
+def test_split_round_trip(tmp_path):
+    arrays = sample_arrays()
+    artifacts.save_split(tmp_path / "val.npz", arrays["images"], arrays["labels"])
+    images, labels = artifacts.load_split(tmp_path / "val.npz")
+    np.testing.assert_array_equal(images, arrays["images"])
+    np.testing.assert_array_equal(labels, arrays["labels"])
+
+
+@pytest.mark.parametrize(
+    "images, labels",
+    [
+        (np.zeros((6, 28, 28), np.float32), np.zeros(5, np.uint8)),  # one label short
+        (np.zeros((6, 784), np.float32), np.zeros(6, np.uint8)),  # flat images
+    ],
+)
+def test_load_split_rejects_inconsistent_arrays(tmp_path, images, labels):
+    np.savez(tmp_path / "train.npz", images=images, labels=labels)
+    with pytest.raises(DataError, match="train.npz: expected images .*dvc checkout"):
+        artifacts.load_split(tmp_path / "train.npz")
+
+
+# --- atomic writes --------------------------------------------------------------------------
+
+
+def test_write_bytes_makes_an_ordinary_file_and_its_directory(tmp_path):
+    path = tmp_path / "new" / "deeper" / "out.bin"
+    artifacts.write_bytes(path, b"content")
+    assert path.read_bytes() == b"content"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert os.listdir(path.parent) == ["out.bin"]
+
+
+def test_failed_block_leaves_no_file(tmp_path):
+    path = tmp_path / "out" / "model.keras"
+    with pytest.raises(RuntimeError):
+        with artifacts.atomic_path(path) as tmp:
+            tmp.write_bytes(b"half written")
+            raise RuntimeError("killed halfway")
+    assert not path.exists()
+    assert os.listdir(path.parent) == []  # no temporary file left behind
+
+
+def test_failed_block_keeps_the_old_content(tmp_path):
+    path = tmp_path / "metrics.json"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with artifacts.atomic_path(path) as tmp:
+            tmp.write_bytes(b"new")
+            raise RuntimeError("killed halfway")
+    assert path.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["metrics.json"]
+
+
+def test_a_full_disk_is_a_data_error_and_keeps_the_old_content(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.json"
+    path.write_bytes(b"old")
+
+    def disk_full(source, target):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(DataError, match="metrics.json: cannot write: No space left on device"):
+        artifacts.write_bytes(path, b"new")
+    monkeypatch.undo()
+    assert path.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["metrics.json"]
+
+
+def test_an_unwritable_destination_is_a_data_error(tmp_path):
+    blocker = tmp_path / "metrics"
+    blocker.write_text("a file where a directory should be")
+    with pytest.raises(DataError, match="metrics.json: cannot write"):
+        artifacts.write_bytes(blocker / "metrics.json", b"{}")
+
+
+# --- JSON and CSV ---------------------------------------------------------------------------
+
+
+def test_json_round_trip(tmp_path):
+    metrics = {"test_accuracy": 0.9772, "per_class": {"0": {"support": 980}}, "epochs": 15}
+    artifacts.save_json(tmp_path / "metrics.json", metrics)
+    assert artifacts.load_json(tmp_path / "metrics.json") == metrics
+    assert (tmp_path / "metrics.json").read_text().endswith("}\n")
+
+
+@pytest.mark.parametrize("content", [None, "{not json"], ids=["missing", "malformed"])
+def test_load_json_problems_are_data_errors(tmp_path, content):
+    path = tmp_path / "metrics.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(DataError, match="metrics.json: cannot read JSON.*dvc checkout"):
+        artifacts.load_json(path)
+
+
+def test_csv_round_trip(tmp_path):
+    rows = [{"index": 0, "actual": 7, "predicted": 7, "confidence": 0.9981}, {"index": 1, "actual": 2, "predicted": 3, "confidence": 0.5}]
+    artifacts.save_csv(tmp_path / "predictions.csv", rows)
+    assert (tmp_path / "predictions.csv").read_text().splitlines()[0] == "index,actual,predicted,confidence"
+    loaded = artifacts.load_csv(tmp_path / "predictions.csv", ("actual", "predicted"))
+    assert loaded == [{key: str(value) for key, value in row.items()} for row in rows]
+
+
+def test_load_csv_names_missing_columns(tmp_path):
+    (tmp_path / "predictions.csv").write_text("index,actual\n0,7\n")
+    with pytest.raises(DataError, match="missing columns predicted, confidence"):
+        artifacts.load_csv(tmp_path / "predictions.csv", ("actual", "predicted", "confidence"))
+
+
+def test_load_csv_of_a_missing_file(tmp_path):
+    with pytest.raises(DataError, match="absent.csv: cannot read"):
+        artifacts.load_csv(tmp_path / "absent.csv", ("actual",))
+
+
+def test_load_csv_of_a_binary_file(tmp_path):
+    (tmp_path / "predictions.csv").write_bytes(b"\xff\xfe\x00\x01 not text")
+    with pytest.raises(DataError):
+        artifacts.load_csv(tmp_path / "predictions.csv", ("actual",))
+
+
+# --- history --------------------------------------------------------------------------------
+
+
+def test_history_round_trip_restores_types(tmp_path):
+    artifacts.save_history(tmp_path / "history.csv", HISTORY)
+    loaded = artifacts.load_history(tmp_path / "history.csv")
+    assert loaded == HISTORY
+    assert [type(row["epoch"]) for row in loaded] == [int, int]
+    assert all(type(row[key]) is float for row in loaded for key in artifacts.HISTORY_COLUMNS[1:])
+
+
+def test_load_history_converts_text(tmp_path):
+    (tmp_path / "history.csv").write_text(
+        "epoch,loss,accuracy,val_loss,val_accuracy\n1,0.5,0.75,0.625,1\n"
+    )
+    assert artifacts.load_history(tmp_path / "history.csv") == [
+        {"epoch": 1, "loss": 0.5, "accuracy": 0.75, "val_loss": 0.625, "val_accuracy": 1.0}
+    ]
+
+
+def test_load_history_names_a_missing_column(tmp_path):
+    (tmp_path / "history.csv").write_text("epoch,loss,accuracy,val_loss\n1,0.5,0.75,0.625\n")
+    with pytest.raises(DataError, match="missing columns val_accuracy"):
+        artifacts.load_history(tmp_path / "history.csv")
+
+
+@pytest.mark.parametrize("row", ["1,0.5,0.75,0.625,high", "1.5,0.5,0.75,0.625,1", "1,0.5,0.75"])
+def test_load_history_rejects_values_that_are_not_numbers(tmp_path, row):
+    (tmp_path / "history.csv").write_text(f"epoch,loss,accuracy,val_loss,val_accuracy\n{row}\n")
+    with pytest.raises(DataError, match="history.csv: not a number"):
+        artifacts.load_history(tmp_path / "history.csv")
+
+
+def test_load_history_with_no_epochs_is_an_error(tmp_path):
+    (tmp_path / "history.csv").write_text("epoch,loss,accuracy,val_loss,val_accuracy\n")
+    with pytest.raises(DataError, match="no epochs recorded"):
+        artifacts.load_history(tmp_path / "history.csv")

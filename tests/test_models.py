@@ -1,0 +1,102 @@
+"""The network, its byte-stable model file, and seeded training (imports TensorFlow: a few seconds)."""
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+from pipeline import models, training
+from pipeline.config import TrainConfig
+from pipeline.errors import DataError
+from pipeline.tf import keras
+
+PARAMS = TrainConfig(model="mlp", epochs=1, batch_size=32, learning_rate=0.001)
+
+
+def random_digits(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    images = rng.random((count, 28, 28), dtype=np.float32)
+    labels = (np.arange(count) % 10).astype(np.uint8)
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras().utils.set_random_seed(0)
+    return models.build_model(PARAMS)
+
+
+def weights_equal(a, b) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights(), strict=True))
+
+
+def quiet(message: str) -> None:
+    pass
+
+
+def test_mlp_is_the_notebooks_network(model):
+    assert model.count_params() == 104_938
+    assert model.output_shape == (None, 10)
+    assert model.input_shape == (None, 28, 28)
+    dense = [layer for layer in model.layers if hasattr(layer, "units")]
+    assert [layer.units for layer in dense] == [128, 32, 10]
+    assert [layer.activation.__name__ for layer in dense] == ["relu", "relu", "softmax"]
+
+
+def test_saving_twice_gives_identical_bytes(model, tmp_path):
+    models.save_model(model, tmp_path / "first.keras")
+    time.sleep(1.1)  # Keras stamps the time (to the second) into the file
+    models.save_model(model, tmp_path / "second.keras")
+    assert (tmp_path / "first.keras").read_bytes() == (tmp_path / "second.keras").read_bytes()
+    with zipfile.ZipFile(tmp_path / "first.keras") as archive:
+        assert b"date_saved" not in archive.read("metadata.json")
+
+
+def test_load_model_predicts_like_the_original(model, tmp_path):
+    models.save_model(model, tmp_path / "model.keras")
+    loaded = models.load_model(tmp_path / "model.keras")
+    images, _ = random_digits(8)
+    assert weights_equal(model, loaded)
+    np.testing.assert_array_equal(loaded.predict(images, verbose=0), model.predict(images, verbose=0))
+
+
+def test_load_model_of_a_missing_file(tmp_path):
+    with pytest.raises(DataError, match="absent.keras: no such model.*dvc repro"):
+        models.load_model(tmp_path / "absent.keras")
+
+
+def test_load_model_of_a_text_file(tmp_path):
+    (tmp_path / "model.keras").write_text("not a model\n")
+    with pytest.raises(DataError, match="model.keras: not a loadable Keras model"):
+        models.load_model(tmp_path / "model.keras")
+
+
+def test_load_model_refuses_code(tmp_path):
+    layers = keras().layers
+    unsafe = keras().Sequential([keras().Input(shape=(2,)), layers.Lambda(lambda x: x * 2)])
+    unsafe.save(tmp_path / "unsafe.keras")
+    with pytest.raises(DataError, match="not a loadable Keras model .*Lambda"):
+        models.load_model(tmp_path / "unsafe.keras")
+
+
+def test_fit_returns_one_history_row_per_epoch():
+    images, labels = random_digits(200)
+    messages = []
+    _, history = training.fit((images[:160], labels[:160]), (images[160:], labels[160:]), PARAMS, seed=1, log=messages.append)
+    assert len(history) == 1
+    assert list(history[0]) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    assert history[0]["epoch"] == 1
+    assert all(type(value) is float and np.isfinite(value) for key, value in history[0].items() if key != "epoch")
+    assert 0 <= history[0]["accuracy"] <= 1 and 0 <= history[0]["val_accuracy"] <= 1
+    assert len(messages) == 1 and messages[0].startswith("epoch 1/1")
+
+
+def test_fit_is_deterministic_for_a_seed():
+    images, labels = random_digits(200)
+    train, val = (images[:160], labels[:160]), (images[160:], labels[160:])
+    first, first_history = training.fit(train, val, PARAMS, seed=3, log=quiet)
+    again, again_history = training.fit(train, val, PARAMS, seed=3, log=quiet)
+    other, _ = training.fit(train, val, PARAMS, seed=4, log=quiet)
+    assert weights_equal(first, again)
+    assert first_history == again_history
+    assert not weights_equal(first, other)
