@@ -14,7 +14,9 @@ import yaml
 from pipeline import paths
 from pipeline.errors import ConfigError
 
-MODELS = ("mlp",)
+MODELS = ("mlp", "cnn")
+SCHEDULES = ("constant", "cosine")
+DISTRIBUTE = ("auto", "off")
 
 
 @dataclass(frozen=True)
@@ -29,10 +31,17 @@ class PreprocessConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str
+    model: str  # mlp | cnn
     epochs: int
-    batch_size: int
-    learning_rate: float
+    batch_size: int  # the global batch, split across GPUs when there are several
+    learning_rate: float  # Adam's initial rate
+    schedule: str  # constant | cosine (decays to 0 over the run)
+    dropout: float  # rate for the model's dropout layers; 0 removes them
+    augment: bool  # random shifts, rotations and zoom of training batches
+    augment_shift: float  # largest shift, as a fraction of the image side
+    augment_rotation: float  # largest rotation, in degrees
+    augment_zoom: float  # largest zoom in or out, as a fraction
+    distribute: str  # auto (all GPUs when more than one) | off
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,12 @@ CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "train.epochs": (lambda v: v >= 1, "an integer >= 1"),
     "train.batch_size": (lambda v: v >= 1, "an integer >= 1"),
     "train.learning_rate": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "train.schedule": (lambda v: v in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+    "train.dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "train.augment_shift": (lambda v: 0 <= v <= 0.5, "a number in [0, 0.5]"),
+    "train.augment_rotation": (lambda v: 0 <= v <= 180, "a number of degrees in [0, 180]"),
+    "train.augment_zoom": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "train.distribute": (lambda v: v in DISTRIBUTE, f"one of {', '.join(DISTRIBUTE)}"),
     "plot.samples": (lambda v: 1 <= v <= 100, "an integer in [1, 100]"),
     "plot.misclassified": (lambda v: 0 <= v <= 100, "an integer in [0, 100]"),
 }

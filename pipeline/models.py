@@ -22,30 +22,66 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 def build_model(params: TrainConfig) -> Any:
     """Build (uncompiled) the network named by `params.model`."""
-    builders = {"mlp": mlp}
+    builders = {"mlp": mlp, "cnn": cnn}
     return builders[params.model](params)
 
 
+def _dropout(rate: float) -> list[Any]:
+    return [keras().layers.Dropout(rate)] if rate > 0 else []
+
+
 def mlp(params: TrainConfig) -> Any:
-    """The notebook's network: 784 -> 128 relu -> 32 relu -> 10 softmax, 104,938 parameters."""
+    """The notebook's network: 784 -> 128 relu -> 32 relu -> 10 softmax, 104,938 parameters.
+
+    With `dropout` > 0, a dropout layer follows each hidden layer (no extra parameters).
+    """
     layers = keras().layers
     return keras().Sequential(
         [
             keras().Input(shape=INPUT_SHAPE),
             layers.Flatten(),  # flattening lives in the model, so inputs stay 28x28 images
             layers.Dense(128, activation="relu"),
+            *_dropout(params.dropout),
             layers.Dense(32, activation="relu"),
+            *_dropout(params.dropout),
             layers.Dense(NUM_CLASSES, activation="softmax"),
         ],
         name="mlp",
     )
 
 
+def cnn(params: TrainConfig) -> Any:
+    """Two 3x3 conv + max-pool blocks, then a 128-unit dense layer: 225,034 parameters.
+
+    keras-io's mnist_convnet goes straight from the conv blocks to the softmax (34,826
+    parameters, 99.22% after 15 epochs); the dense layer costs little compute on a CPU (the
+    convolutions dominate) and reaches the same accuracy in fewer epochs.
+    """
+    layers = keras().layers
+    return keras().Sequential(
+        [
+            keras().Input(shape=INPUT_SHAPE),
+            layers.Reshape((*INPUT_SHAPE, 1)),  # one grayscale channel
+            layers.Conv2D(32, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            *_dropout(params.dropout),
+            layers.Dense(128, activation="relu"),
+            *_dropout(params.dropout),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
+        ],
+        name="cnn",
+    )
+
+
 def save_model(model: Any, path: Path) -> None:
     """Save a Keras model so that the same weights always give the same bytes.
 
-    Keras stamps `date_saved` into metadata.json and the current time into the zip entry of the
-    weights; both are fixed here, and the archive is rewritten in a fixed order.
+    Keras stamps `date_saved` into metadata.json, the current time into the zip entry of the
+    weights, and memory addresses (`shared_object_id`) into config.json; all are fixed here, and
+    the archive is rewritten in a fixed order.
     """
     with tempfile.TemporaryDirectory() as tmp:
         raw_path = Path(tmp) / "model.keras"
@@ -59,11 +95,31 @@ def save_model(model: Any, path: Path) -> None:
                 metadata = json.loads(content)
                 metadata.pop("date_saved", None)
                 content = json.dumps(metadata, sort_keys=True).encode()
+            if info.filename == "config.json":
+                content = json.dumps(_renumber_shared_objects(json.loads(content), {})).encode()
             entry = zipfile.ZipInfo(info.filename, date_time=_ZIP_EPOCH)
             entry.compress_type = info.compress_type
             entry.external_attr = 0o644 << 16
             target.writestr(entry, content)
     artifacts.write_bytes(path, buffer.getvalue())
+
+
+def _renumber_shared_objects(node: Any, numbers: dict[int, int]) -> Any:
+    """Replace each `shared_object_id` (an id() of a Python object) by its order of appearance.
+
+    Equal ids stay equal, so objects that Keras shares on load are still shared.
+    """
+    if isinstance(node, dict):
+        renumbered = {}
+        for key, value in node.items():
+            if key == "shared_object_id":
+                renumbered[key] = numbers.setdefault(value, len(numbers) + 1)
+            else:
+                renumbered[key] = _renumber_shared_objects(value, numbers)
+        return renumbered
+    if isinstance(node, list):
+        return [_renumber_shared_objects(value, numbers) for value in node]
+    return node
 
 
 def load_model(path: Path) -> Any:

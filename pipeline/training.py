@@ -12,13 +12,63 @@ from pipeline.tf import keras, make_deterministic, tensorflow
 EVAL_BATCH = 1024  # evaluation has no gradient noise to keep small: bigger is just faster
 
 
-def batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int | None = None) -> Any:
-    """A tf.data pipeline; shuffled each epoch (from `seed`) when a seed is given."""
+def augmenter(params: TrainConfig, seed: int) -> Any:
+    """Random shift, rotation and zoom for a batch of (N, 28, 28, 1) images, seeded."""
+    layers = keras().layers
+    fill = {"fill_mode": "constant", "fill_value": 0.0}  # MNIST's background is 0
+    steps = []
+    if params.augment_shift:
+        steps.append(layers.RandomTranslation(params.augment_shift, params.augment_shift, seed=seed, **fill))
+    if params.augment_rotation:
+        steps.append(layers.RandomRotation(params.augment_rotation / 360, seed=seed + 1, **fill))
+    if params.augment_zoom:
+        steps.append(layers.RandomZoom(params.augment_zoom, seed=seed + 2, **fill))
+    return keras().Sequential(steps, name="augment")
+
+
+def batches(
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    seed: int | None = None,
+    augment: Any = None,
+) -> Any:
+    """A tf.data pipeline: reshuffled every epoch when given a seed, augmented when asked."""
     tf = tensorflow()
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     if seed is not None:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size)
+    if augment is not None:
+        dataset = dataset.map(
+            lambda x, y: (augment(x[..., None], training=True)[..., 0], y),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def choose_devices(setting: str, devices: list[str]) -> list[str] | None:
+    """The devices to mirror training over, or None for TensorFlow's default placement.
+
+    One GPU (or none) needs no strategy: TensorFlow places the work on it by itself.
+    """
+    if setting == "off" or len(devices) < 2:
+        return None
+    return devices
+
+
+def strategy(setting: str, device_type: str = "GPU") -> Any:
+    """MirroredStrategy over every visible device of `device_type` when `choose_devices` says so."""
+    tf = tensorflow()
+    names = [device.name for device in tf.config.list_logical_devices(device_type)]
+    devices = choose_devices(setting, names)
+    return tf.distribute.MirroredStrategy(devices) if devices else tf.distribute.get_strategy()
+
+
+def learning_rate(params: TrainConfig, steps_per_epoch: int) -> Any:
+    if params.schedule == "cosine":
+        return keras().optimizers.schedules.CosineDecay(params.learning_rate, params.epochs * steps_per_epoch)
+    return params.learning_rate
 
 
 def fit(
@@ -27,17 +77,25 @@ def fit(
     params: TrainConfig,
     seed: int,
     log: Any = print,
+    device_type: str = "GPU",
 ) -> tuple[Any, list[dict[str, float]]]:
-    """Build, compile and train the configured model; return it and its per-epoch history."""
+    """Build, compile and train the configured model; return it and its per-epoch history.
+
+    `device_type` is what `train.distribute: auto` spreads over; tests pass "CPU" to split the
+    CPU into logical devices.
+    """
     make_deterministic(seed)
-    model = build_model(params)
-    model.compile(
-        optimizer=keras().optimizers.Adam(learning_rate=params.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    steps_per_epoch = -(-len(train[0]) // params.batch_size)
+    with strategy(params.distribute, device_type).scope():
+        model = build_model(params)
+        model.compile(
+            optimizer=keras().optimizers.Adam(learning_rate=learning_rate(params, steps_per_epoch)),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+    augment = augmenter(params, seed) if params.augment else None
     result = model.fit(
-        batches(*train, params.batch_size, seed=seed),
+        batches(*train, params.batch_size, seed=seed, augment=augment),
         validation_data=batches(*val, EVAL_BATCH),
         epochs=params.epochs,
         shuffle=False,  # the tf.data pipeline already reshuffles every epoch

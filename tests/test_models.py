@@ -1,16 +1,21 @@
 """The network, its byte-stable model file, and seeded training (imports TensorFlow: a few seconds)."""
+import dataclasses
+import os
+import subprocess
+import sys
 import time
 import zipfile
 
 import numpy as np
 import pytest
 
-from pipeline import models, training
-from pipeline.config import TrainConfig
+from pipeline import config, models, training
 from pipeline.errors import DataError
 from pipeline.tf import keras
+from tests.conftest import ROOT
 
-PARAMS = TrainConfig(model="mlp", epochs=1, batch_size=32, learning_rate=0.001)
+DEFAULTS = config.load(ROOT / "params.yaml").train
+PARAMS = dataclasses.replace(DEFAULTS, model="mlp", epochs=1, batch_size=32, dropout=0.0, augment=False)
 
 
 def random_digits(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -100,3 +105,49 @@ def test_fit_is_deterministic_for_a_seed():
     assert weights_equal(first, again)
     assert first_history == again_history
     assert not weights_equal(first, other)
+
+
+def test_dropout_adds_layers_but_no_parameters():
+    with_dropout = models.build_model(dataclasses.replace(PARAMS, dropout=0.3))
+    rates = [layer.rate for layer in with_dropout.layers if isinstance(layer, keras().layers.Dropout)]
+    assert rates == [0.3, 0.3]
+    assert with_dropout.count_params() == 104_938
+
+
+def test_cnn_shape_and_size():
+    model = models.build_model(dataclasses.replace(PARAMS, model="cnn", dropout=0.4))
+    assert model.input_shape == (None, 28, 28)
+    assert model.output_shape == (None, 10)
+    assert model.count_params() == 225_034
+    assert [type(layer).__name__ for layer in model.layers].count("Conv2D") == 2
+
+
+SAVE_IN_A_NEW_PROCESS = """
+import dataclasses, sys
+from pipeline import config, models
+from pipeline.tf import make_deterministic
+make_deterministic(7)
+params = dataclasses.replace(config.load().train, model=sys.argv[1])
+models.save_model(models.build_model(params), sys.argv[2])
+"""
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_same_weights_give_the_same_bytes_in_separate_processes(name, tmp_path):
+    # Keras writes id() values into config.json; two processes lay out memory differently.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for output in ("first.keras", "second.keras"):
+        command = [sys.executable, "-c", SAVE_IN_A_NEW_PROCESS, name, str(tmp_path / output)]
+        subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
+    assert (tmp_path / "first.keras").read_bytes() == (tmp_path / "second.keras").read_bytes()
+    assert models.load_model(tmp_path / "first.keras").count_params() > 0
+
+
+def test_cnn_trains_with_every_option_and_reloads(tmp_path):
+    images, labels = random_digits(100)
+    params = dataclasses.replace(PARAMS, model="cnn", augment=True, schedule="cosine", dropout=0.2)
+    model, history = training.fit((images[:80], labels[:80]), (images[80:], labels[80:]), params, seed=1, log=quiet)
+    assert len(history) == 1
+    models.save_model(model, tmp_path / "cnn.keras")
+    reloaded = models.load_model(tmp_path / "cnn.keras")
+    np.testing.assert_array_equal(reloaded.predict(images, verbose=0), model.predict(images, verbose=0))

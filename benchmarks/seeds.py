@@ -1,0 +1,46 @@
+"""Full `dvc repro` runs of one configuration over several seeds: mean and spread.
+
+Each seed runs in a fresh copy of the repo (no outputs, the data from pip's cache), so the time
+is that of a full repro from scratch. The README's results table comes from this script.
+
+    python benchmarks/seeds.py --seeds 1 2 3 -S train.model=cnn -S train.epochs=10
+"""
+import argparse
+import json
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+from common import cpu_name, fresh_copy, measure, parse_overrides
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    overrides = parse_overrides(args.overrides)
+    print(f"{cpu_name()}, {os.cpu_count()} cores; {' '.join(args.overrides) or 'defaults'}", flush=True)
+    accuracies, seconds = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            repo = fresh_copy(Path(tmp) / f"seed{seed}", {**overrides, "seed": seed})
+            run = measure(["dvc", "repro"], cwd=repo)
+            metrics = json.loads((repo / "metrics/metrics.json").read_text())
+            accuracies.append(metrics["test_accuracy"])
+            seconds.append(run.seconds)
+            print(
+                f"seed {seed}: test_accuracy {metrics['test_accuracy']:.4f}  params {metrics['params']}  "
+                f"full repro {run.seconds:.0f} s  peak RSS {run.peak_rss_mb:.0f} MB",
+                flush=True,
+            )
+    spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+    print(
+        f"mean test_accuracy {100 * statistics.mean(accuracies):.2f}% ± {100 * spread:.2f} (std, n={len(accuracies)}); "
+        f"full repro {statistics.mean(seconds):.0f} s mean, {min(seconds):.0f}-{max(seconds):.0f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

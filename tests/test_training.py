@@ -1,0 +1,108 @@
+"""Training options: augmentation, learning-rate schedule, device selection (imports TensorFlow)."""
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pipeline import config, training
+from pipeline.tf import make_deterministic
+from tests.conftest import ROOT
+
+PARAMS = dataclasses.replace(config.load(ROOT / "params.yaml").train, epochs=3, batch_size=10)
+
+
+def square_images(count: int) -> np.ndarray:
+    images = np.zeros((count, 28, 28), dtype=np.float32)
+    images[:, 10:18, 10:18] = 1.0
+    return images
+
+
+def augmented_epochs(seed: int, epochs: int = 2) -> list[np.ndarray]:
+    make_deterministic(seed)  # as fit() does: TF's op-level random state restarts from the seed
+    params = dataclasses.replace(PARAMS, augment=True)
+    dataset = training.batches(
+        square_images(20), np.zeros(20, np.uint8), 10, seed=seed, augment=training.augmenter(params, seed)
+    )
+    return [np.concatenate([x.numpy() for x, _ in dataset]) for _ in range(epochs)]
+
+
+def test_augmentation_moves_ink_differently_each_epoch_and_keeps_shapes():
+    first, second = augmented_epochs(seed=5)
+    assert first.shape == (20, 28, 28)
+    original = square_images(20)
+    assert not np.allclose(first, original)  # digits were shifted/rotated/zoomed
+    assert not np.allclose(first, second)  # fresh randomness every epoch
+    assert np.all(first >= -1e-6) and np.all(first <= 1 + 1e-6)  # fill stays background
+
+
+def test_augmentation_is_reproducible_from_the_seed():
+    again = augmented_epochs(seed=5)
+    other = augmented_epochs(seed=6)
+    first = augmented_epochs(seed=5)
+    np.testing.assert_array_equal(first[0], again[0])
+    np.testing.assert_array_equal(first[1], again[1])
+    assert not np.allclose(first[0], other[0])
+
+
+def test_no_augmentation_without_the_option():
+    dataset = training.batches(square_images(20), np.zeros(20, np.uint8), 10, seed=1)
+    np.testing.assert_array_equal(np.concatenate([x.numpy() for x, _ in dataset]), square_images(20))
+
+
+def test_cosine_schedule_decays_to_zero_and_constant_does_not():
+    cosine = training.learning_rate(dataclasses.replace(PARAMS, schedule="cosine", learning_rate=0.01), 100)
+    total = PARAMS.epochs * 100
+    assert float(cosine(0)) == pytest.approx(0.01)
+    assert float(cosine(total // 2)) == pytest.approx(0.005, rel=1e-3)
+    assert float(cosine(total)) == pytest.approx(0.0, abs=1e-9)
+    assert training.learning_rate(dataclasses.replace(PARAMS, schedule="constant"), 100) == PARAMS.learning_rate
+
+
+@pytest.mark.parametrize(
+    ("setting", "devices", "expected"),
+    [
+        ("auto", [], None),
+        ("auto", ["/gpu:0"], None),
+        ("auto", ["/gpu:0", "/gpu:1"], ["/gpu:0", "/gpu:1"]),
+        ("off", ["/gpu:0", "/gpu:1"], None),
+    ],
+)
+def test_choose_devices(setting, devices, expected):
+    assert training.choose_devices(setting, devices) == expected
+
+
+MIRRORED = """
+import dataclasses, json, sys
+import numpy as np
+from pipeline import config, training
+from pipeline.tf import make_deterministic
+from pipeline.tf import tensorflow
+tf = tensorflow()
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+params = dataclasses.replace(config.load().train, epochs=1, batch_size=20, distribute=sys.argv[1])
+found = training.strategy(params.distribute, device_type="CPU")
+used = []
+original = training.strategy
+training.strategy = lambda *args: used.append(original(*args)) or used[-1]
+images = np.random.default_rng(0).random((60, 28, 28), dtype=np.float32)
+labels = (np.arange(60) % 10).astype(np.uint8)
+model, history = training.fit((images[:40], labels[:40]), (images[40:], labels[40:]), params, 1,
+                              log=lambda s: None, device_type="CPU")
+print(json.dumps({"strategy": type(used[0]).__name__, "replicas": used[0].num_replicas_in_sync,
+                  "epochs": len(history), "same": type(found) is type(used[0])}))
+"""
+
+
+@pytest.mark.parametrize(("setting", "strategy", "replicas"), [("auto", "MirroredStrategy", 2), ("off", "_DefaultDistributionStrategy", 1)])
+def test_strategy_on_two_logical_devices(setting, strategy, replicas):
+    # Logical devices must be set before TensorFlow starts, so this runs in its own process.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", MIRRORED, setting], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found == {"strategy": strategy, "replicas": replicas, "epochs": 1, "same": True}
