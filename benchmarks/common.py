@@ -1,6 +1,5 @@
 """Helpers for the benchmarks: a fresh copy of the repo, and a command measured as it runs."""
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -9,7 +8,9 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+from tests import repo_copy  # noqa: E402
+from tests.repo_copy import ROOT  # noqa: E402
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
 
@@ -35,25 +36,11 @@ def measure(args: list[str], cwd: Path) -> Measured:
 
 
 def fresh_copy(destination: Path, params: dict[str, object] | None = None) -> Path:
-    """The repo's tracked files, without outputs, in a new git repo; dotted params overridden."""
-    names = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    for name in names:
-        if name.startswith("metrics/") or name == "dvc.lock":
-            continue
-        (destination / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, destination / name)
-    if params:
-        path = destination / "params.yaml"
-        values = yaml.safe_load(path.read_text())
-        for dotted, value in params.items():
-            section, _, key = dotted.rpartition(".")
-            (values[section] if section else values)[key] = value
-        path.write_text(yaml.safe_dump(values, sort_keys=False))
-    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com"]
-    subprocess.run(["git", "init", "-q"], cwd=destination, check=True)
-    subprocess.run(["git", "add", "-A"], cwd=destination, check=True)
-    subprocess.run([*git, "commit", "-qm", "benchmark"], cwd=destination, check=True)
-    return destination
+    """The repo as a user clones it (no outputs) in a new git repo, dotted params overridden."""
+    repo = repo_copy.copy_repo(destination)
+    repo_copy.set_params(repo, params or {})
+    repo_copy.commit_all(repo, "benchmark")
+    return repo
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, object]:

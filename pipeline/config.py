@@ -32,6 +32,7 @@ class PreprocessConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     model: str  # mlp | cnn
+    width: int  # multiplies every layer's units or filters; 1 is the reference size
     epochs: int
     batch_size: int  # the global batch, split across GPUs when there are several
     learning_rate: float  # Adam's initial rate
@@ -65,6 +66,7 @@ CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "fetch.source": (lambda v: v.strip() != "", "'auto', 'url', 'package' or a path"),
     "preprocess.val_fraction": (lambda v: 0 < v < 1, "a number in (0, 1)"),
     "train.model": (lambda v: v in MODELS, f"one of {', '.join(MODELS)}"),
+    "train.width": (lambda v: 1 <= v <= 8, "an integer in [1, 8]"),
     "train.epochs": (lambda v: v >= 1, "an integer >= 1"),
     "train.batch_size": (lambda v: v >= 1, "an integer >= 1"),
     "train.learning_rate": (lambda v: 0 < v <= 1, "a number in (0, 1]"),

@@ -33,16 +33,18 @@ def _dropout(rate: float) -> list[Any]:
 def mlp(params: TrainConfig) -> Any:
     """The notebook's network: 784 -> 128 relu -> 32 relu -> 10 softmax, 104,938 parameters.
 
-    With `dropout` > 0, a dropout layer follows each hidden layer (no extra parameters).
+    With `dropout` > 0, a dropout layer follows each hidden layer (no extra parameters);
+    `width` multiplies the hidden units.
     """
     layers = keras().layers
+    width = params.width
     return keras().Sequential(
         [
             keras().Input(shape=INPUT_SHAPE),
             layers.Flatten(),  # flattening lives in the model, so inputs stay 28x28 images
-            layers.Dense(128, activation="relu"),
+            layers.Dense(128 * width, activation="relu"),
             *_dropout(params.dropout),
-            layers.Dense(32, activation="relu"),
+            layers.Dense(32 * width, activation="relu"),
             *_dropout(params.dropout),
             layers.Dense(NUM_CLASSES, activation="softmax"),
         ],
@@ -53,22 +55,25 @@ def mlp(params: TrainConfig) -> Any:
 def cnn(params: TrainConfig) -> Any:
     """Two 3x3 conv + max-pool blocks, then a 128-unit dense layer: 225,034 parameters.
 
+    `width` multiplies the filters (32, 64) and the dense units (128).
+
     keras-io's mnist_convnet goes straight from the conv blocks to the softmax (34,826
     parameters, 99.22% after 15 epochs); the dense layer costs little compute on a CPU (the
     convolutions dominate) and reaches the same accuracy in fewer epochs.
     """
     layers = keras().layers
+    width = params.width
     return keras().Sequential(
         [
             keras().Input(shape=INPUT_SHAPE),
             layers.Reshape((*INPUT_SHAPE, 1)),  # one grayscale channel
-            layers.Conv2D(32, 3, activation="relu"),
+            layers.Conv2D(32 * width, 3, activation="relu"),
             layers.MaxPooling2D(),
-            layers.Conv2D(64, 3, activation="relu"),
+            layers.Conv2D(64 * width, 3, activation="relu"),
             layers.MaxPooling2D(),
             layers.Flatten(),
             *_dropout(params.dropout),
-            layers.Dense(128, activation="relu"),
+            layers.Dense(128 * width, activation="relu"),
             *_dropout(params.dropout),
             layers.Dense(NUM_CLASSES, activation="softmax"),
         ],

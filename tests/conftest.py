@@ -1,15 +1,15 @@
 """Shared test helpers: the repo root, and a shrunken copy of the pipeline in a temporary git repo."""
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import repo_copy
+from tests.repo_copy import ROOT
+
 BIN = Path(sys.executable).parent  # the virtualenv running the tests also has dvc
 
 
@@ -43,28 +43,15 @@ def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedP
 
 def set_params(repo: Path, **changes: object) -> None:
     """Set dotted keys in repo/params.yaml, e.g. set_params(repo, **{"train.epochs": 2})."""
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for dotted, value in changes.items():
-        section, _, key = dotted.rpartition(".")
-        (params[section] if section else params)[key] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    repo_copy.set_params(repo, changes)
 
 
 @pytest.fixture
 def pipeline_repo(tmp_path: Path) -> Path:
     """The repo's tracked files in a fresh git repo, fed ~3,000 synthetic images, 1 epoch."""
-    repo = tmp_path / "repo"
-    tracked = run(["git", "ls-files"], cwd=ROOT).stdout.split()
-    for name in tracked:
-        if name.startswith(("metrics/", "tests/", "benchmarks/")) or name == "dvc.lock":
-            continue  # outputs of the real run, and files the pipeline does not need
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, repo / name)
-    data = synthetic_mnist(train=2500, test=500)
-    np.savez(repo / "small.npz", **data)
+    # metrics/ and dvc.lock are the outputs of the real run; tests and benchmarks are not needed
+    repo = repo_copy.copy_repo(tmp_path / "repo", skip=("metrics/", "dvc.lock", "tests/", "benchmarks/"))
+    np.savez(repo / "small.npz", **synthetic_mnist(train=2500, test=500))
     set_params(repo, **{"fetch.source": "small.npz", "train.epochs": 1})
-    run(["git", "init", "-q"], cwd=repo)
-    run(["git", "add", "-A"], cwd=repo)
-    run(["git", "commit", "-qm", "shrunken pipeline"], cwd=repo)
+    repo_copy.commit_all(repo, "shrunken pipeline")
     return repo

@@ -1,6 +1,7 @@
 """The real `dvc repro` on a shrunken pipeline in a temporary git repo, and the real data route."""
 import json
 import re
+import time
 
 import numpy as np
 import pytest
@@ -68,3 +69,33 @@ def test_package_route_yields_the_real_mnist():
     assert data["y_train"][:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert data["y_test"][:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
     assert data["x_train"].mean() == pytest.approx(33.318421449829934)
+
+
+def experiments_with_accuracy(shown: list) -> dict[str, float]:
+    """{experiment name: test_accuracy} from `dvc exp show --json` (DVC 3 layout)."""
+    found = {}
+    for baseline in shown:
+        for experiment in baseline.get("experiments") or []:
+            for rev in experiment.get("revs", []):
+                metrics = (rev.get("data") or {}).get("metrics") or {}
+                values = metrics.get("metrics/metrics.json", {}).get("data", {})
+                if "test_accuracy" in values:
+                    found[rev.get("name") or rev["rev"]] = values["test_accuracy"]
+    return found
+
+
+def test_experiments_run_queue_and_show(pipeline_repo):
+    run(["dvc", "exp", "run", "-n", "cnn-tiny", "-S", "train.model=cnn"], cwd=pipeline_repo)
+    run(["dvc", "exp", "run", "--queue", "-S", "train.learning_rate=0.001,0.004"], cwd=pipeline_repo)
+    run(["dvc", "queue", "start"], cwd=pipeline_repo)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = run(["dvc", "queue", "status"], cwd=pipeline_repo).stdout
+        if not re.search(r"\b(Queued|Running)\b", status):
+            break
+        time.sleep(3)
+    assert "Failed" not in status, status
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], cwd=pipeline_repo).stdout)
+    accuracies = experiments_with_accuracy(shown)
+    assert "cnn-tiny" in accuracies and len(accuracies) == 3, accuracies
+    assert all(0 <= value <= 1 for value in accuracies.values())

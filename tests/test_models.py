@@ -151,3 +151,9 @@ def test_cnn_trains_with_every_option_and_reloads(tmp_path):
     models.save_model(model, tmp_path / "cnn.keras")
     reloaded = models.load_model(tmp_path / "cnn.keras")
     np.testing.assert_array_equal(reloaded.predict(images, verbose=0), model.predict(images, verbose=0))
+
+
+@pytest.mark.parametrize(("name", "count"), [("mlp", 218_058), ("cnn", 896_522)])
+def test_width_multiplies_every_layer(name, count):
+    model = models.build_model(dataclasses.replace(PARAMS, model=name, width=2))
+    assert model.count_params() == count

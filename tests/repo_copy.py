@@ -1,0 +1,42 @@
+"""A copy of this repository's tracked files in a fresh git repo, with params overridden.
+
+Used by the end-to-end tests and by the benchmarks: both need the pipeline as a user would
+clone it, without the outputs of the last real run.
+"""
+import subprocess
+import shutil
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+GIT_IDENTITY = ["-c", "user.name=pipeline-tests", "-c", "user.email=tests@example.com"]
+
+
+def copy_repo(destination: Path, skip: tuple[str, ...] = ("metrics/", "dvc.lock")) -> Path:
+    """Copy every git-tracked file except those starting with a prefix in `skip`."""
+    names = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for name in names.split():
+        if name.startswith(skip):
+            continue
+        (destination / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, destination / name)
+    return destination
+
+
+def set_params(repo: Path, changes: dict[str, object]) -> None:
+    """Set dotted keys in repo/params.yaml, e.g. {"train.epochs": 2, "seed": 1}."""
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in changes.items():
+        section, _, key = dotted.rpartition(".")
+        (params[section] if section else params)[key] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def commit_all(repo: Path, message: str) -> None:
+    """`git init` if needed, then commit everything: DVC experiments start from a commit."""
+    if not (repo / ".git").exists():
+        subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(["git", *GIT_IDENTITY, "commit", "-qm", message], cwd=repo, check=True)
