@@ -13,9 +13,10 @@ log = partial(print, flush=True)
 def main() -> None:
     params = config.load()
     data = fetch.fetch(params.fetch.source, log=log)
+    fingerprint = datasets.fingerprint(data)
     info = {
-        "fingerprint": datasets.fingerprint(data),
-        "is_mnist": datasets.fingerprint(data) == datasets.MNIST_FINGERPRINT,
+        "fingerprint": fingerprint,
+        "is_mnist": fingerprint == datasets.MNIST_FINGERPRINT,
         "train_images": len(data["x_train"]),
         "test_images": len(data["x_test"]),
     }
