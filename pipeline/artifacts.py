@@ -108,6 +108,19 @@ def load_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
         raise DataError(f"{path}: not a CSV file ({error}); {RESTORE_HINT}") from None
 
 
+def load_predictions(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """metrics/predictions.csv as arrays: actual digit, predicted digit, confidence."""
+    rows = load_csv(path, ("actual", "predicted", "confidence"))
+    try:
+        return (
+            np.array([int(row["actual"]) for row in rows]),
+            np.array([int(row["predicted"]) for row in rows]),
+            np.array([float(row["confidence"]) for row in rows]),
+        )
+    except (TypeError, ValueError) as error:
+        raise DataError(f"{path}: not a number ({error}); {RESTORE_HINT}") from None
+
+
 def save_history(path: Path, history: list[dict[str, float]]) -> None:
     save_csv(path, history)
 

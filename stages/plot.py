@@ -5,8 +5,6 @@ PNGs to metrics/plots/.
 """
 from functools import partial
 
-import numpy as np
-
 from pipeline import artifacts, cli, config, paths, plots
 
 log = partial(print, flush=True)
@@ -17,10 +15,7 @@ def main() -> None:
     train_images, train_labels = artifacts.load_split(paths.prepared("train"))
     test_images, _ = artifacts.load_split(paths.prepared("test"))
     history = artifacts.load_history(paths.HISTORY)
-    rows = artifacts.load_csv(paths.PREDICTIONS, ("actual", "predicted", "confidence"))
-    actual = np.array([int(row["actual"]) for row in rows])
-    predicted = np.array([int(row["predicted"]) for row in rows])
-    confidence = np.array([float(row["confidence"]) for row in rows])
+    actual, predicted, confidence = artifacts.load_predictions(paths.PREDICTIONS)
     figures = {
         "samples.png": plots.sample_grid(train_images, train_labels, params.plot.samples),
         "loss.png": plots.learning_curve(history, "loss"),
