@@ -1,0 +1,101 @@
+"""Opening an image file someone hands us, safely, as grayscale in [0, 1] (1 is white).
+
+Pillow decodes lazily: `Image.open` reads only the header, so the pixel count is checked
+before a single pixel is decoded and a decompression bomb costs nothing.
+"""
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from pipeline.errors import PipelineError
+
+# Suffixes taken from a directory; a file named on the command line is tried whatever its name.
+SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+# A 50-megapixel photo decodes to 200 MB of RGBA; beyond this, refuse rather than allocate.
+MAX_PIXELS = 50_000_000
+MIN_SIDE = 8
+
+
+class ImageError(PipelineError):
+    """An input image is missing, unreadable, too small or too large, or holds no digit."""
+
+
+def image_files(directory: Path) -> list[Path]:
+    """The images in `directory` (not its subdirectories), in name order."""
+    return sorted(p for p in Path(directory).iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+
+
+def load_gray(path: Path) -> np.ndarray:
+    """Decode an image file to a float32 grayscale array in [0, 1]; raise ImageError if unusable."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: empty file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                check_size(image.size, path)
+                image.seek(0)  # the first frame of a GIF or a multi-page TIFF
+                image.load()
+                return to_gray(image)
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image (or a format Pillow cannot read)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageError(f"{path}: refused, too many pixels to decode safely ({error})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        # Pillow reports truncated and corrupt data as any of these.
+        raise ImageError(f"{path}: truncated or corrupt image ({error})") from None
+
+
+def check_size(size: tuple[int, int], name: Any) -> None:
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"{name}: {width}x{height} pixels is over the {MAX_PIXELS:,}-pixel limit; "
+            "refusing to decode it (a decompression bomb?)"
+        )
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(f"{name}: {width}x{height} pixels is too small to hold a digit (need {MIN_SIDE}x{MIN_SIDE})")
+
+
+def to_gray(image: Image.Image) -> np.ndarray:
+    """Luminance in [0, 1]; transparent parts count as white paper."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.asarray(image, dtype=np.float32)
+        top = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
+        return np.clip(values / top, 0.0, 1.0)
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(paper, rgba)
+    return np.asarray(image.convert("L"), dtype=np.float32) / np.float32(255)
+
+
+def from_array(array: np.ndarray, name: str = "array") -> np.ndarray:
+    """Accept a 2-D grayscale or 3-D RGB(A) array: uint8 in 0-255 or floats in [0, 1]."""
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[2] in (3, 4):
+        mode = "RGBA" if array.shape[2] == 4 else "RGB"
+        image = Image.fromarray(_to_uint8(array), mode=mode)
+        check_size(image.size, name)
+        return to_gray(image)
+    if array.ndim != 2:
+        raise ImageError(f"{name}: expected a 2-D grayscale or HxWx3/4 colour array, got shape {array.shape}")
+    check_size((array.shape[1], array.shape[0]), name)
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / np.float32(255)
+    values = array.astype(np.float32)
+    if not np.isfinite(values).all():
+        raise ImageError(f"{name}: the array holds NaN or infinite values")
+    return np.clip(values, 0.0, 1.0)
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array
+    return np.round(np.clip(np.nan_to_num(array.astype(np.float32)), 0, 1) * 255).astype(np.uint8)
