@@ -14,7 +14,7 @@ import yaml
 from pipeline import paths
 from pipeline.errors import ConfigError
 
-MODELS = ("mlp", "cnn")
+MODELS = ("mlp", "cnn", "deep_cnn")
 SCHEDULES = ("constant", "cosine")
 DISTRIBUTE = ("auto", "off")
 
@@ -31,7 +31,7 @@ class PreprocessConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str  # mlp | cnn
+    model: str  # mlp | cnn | deep_cnn
     width: int  # multiplies every layer's units or filters; 1 is the reference size
     epochs: int
     batch_size: int  # the global batch, split across GPUs when there are several

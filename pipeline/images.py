@@ -46,7 +46,7 @@ def load_gray(path: Path) -> np.ndarray:
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image (or a format Pillow cannot read)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageError(f"{path}: refused, too many pixels to decode safely ({error})") from None
+        raise ImageError(f"{path}: too many pixels to decode safely; refusing it (a decompression bomb?)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         # Pillow reports truncated and corrupt data as any of these.
         raise ImageError(f"{path}: truncated or corrupt image ({error})") from None
@@ -57,7 +57,7 @@ def check_size(size: tuple[int, int], name: Any) -> None:
     if width * height > MAX_PIXELS:
         raise ImageError(
             f"{name}: {width}x{height} pixels is over the {MAX_PIXELS:,}-pixel limit; "
-            "refusing to decode it (a decompression bomb?)"
+            "refusing it (a decompression bomb?)"
         )
     if min(width, height) < MIN_SIDE:
         raise ImageError(f"{name}: {width}x{height} pixels is too small to hold a digit (need {MIN_SIDE}x{MIN_SIDE})")

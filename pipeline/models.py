@@ -22,7 +22,7 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 def build_model(params: TrainConfig) -> Any:
     """Build (uncompiled) the network named by `params.model`."""
-    builders = {"mlp": mlp, "cnn": cnn}
+    builders = {"mlp": mlp, "cnn": cnn, "deep_cnn": deep_cnn}
     return builders[params.model](params)
 
 
@@ -78,6 +78,43 @@ def cnn(params: TrainConfig) -> Any:
             layers.Dense(NUM_CLASSES, activation="softmax"),
         ],
         name="cnn",
+    )
+
+
+def deep_cnn(params: TrainConfig) -> Any:
+    """Two blocks of two 3x3 convs with batch norm, then a 128-unit dense layer: 198,442 parameters.
+
+    `width` multiplies the filters (32, 64) and the dense units. Four convolutions see more
+    shapes than two; batch norm keeps them trainable at a high rate. Costs about what `cnn` at
+    width 2 costs per epoch (the convs on the full 28x28 field dominate) and learns more from
+    augmented digits.
+    """
+    layers = keras().layers
+    width = params.width
+
+    def conv(filters: int) -> list[Any]:
+        # No bias: batch norm's shift replaces it.
+        return [layers.Conv2D(filters * width, 3, use_bias=False), layers.BatchNormalization(), layers.ReLU()]
+
+    return keras().Sequential(
+        [
+            keras().Input(shape=INPUT_SHAPE),
+            layers.Reshape((*INPUT_SHAPE, 1)),
+            *conv(32),
+            *conv(32),
+            layers.MaxPooling2D(),
+            *conv(64),
+            *conv(64),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            *_dropout(params.dropout),
+            layers.Dense(128 * width, use_bias=False),
+            layers.BatchNormalization(),
+            layers.ReLU(),
+            *_dropout(params.dropout),
+            layers.Dense(NUM_CLASSES, activation="softmax"),
+        ],
+        name="deep_cnn",
     )
 
 

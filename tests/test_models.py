@@ -122,6 +122,14 @@ def test_cnn_shape_and_size():
     assert [type(layer).__name__ for layer in model.layers].count("Conv2D") == 2
 
 
+def test_deep_cnn_shape_and_size():
+    model = models.build_model(dataclasses.replace(PARAMS, model="deep_cnn", dropout=0.3))
+    assert model.output_shape == (None, 10)
+    assert model.count_params() == 198_442
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds.count("Conv2D") == 4 and kinds.count("BatchNormalization") == 5
+
+
 SAVE_IN_A_NEW_PROCESS = """
 import dataclasses, sys
 from pipeline import config, models
@@ -132,7 +140,7 @@ models.save_model(models.build_model(params), sys.argv[2])
 """
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "deep_cnn"])
 def test_same_weights_give_the_same_bytes_in_separate_processes(name, tmp_path):
     # Keras writes id() values into config.json; two processes lay out memory differently.
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -143,17 +151,18 @@ def test_same_weights_give_the_same_bytes_in_separate_processes(name, tmp_path):
     assert models.load_model(tmp_path / "first.keras").count_params() > 0
 
 
-def test_cnn_trains_with_every_option_and_reloads(tmp_path):
+@pytest.mark.parametrize("name", ["cnn", "deep_cnn"])
+def test_conv_nets_train_with_every_option_and_reload(tmp_path, name):
     images, labels = random_digits(100)
-    params = dataclasses.replace(PARAMS, model="cnn", augment=True, schedule="cosine", dropout=0.2)
+    params = dataclasses.replace(PARAMS, model=name, augment=True, schedule="cosine", dropout=0.2)
     model, history = training.fit((images[:80], labels[:80]), (images[80:], labels[80:]), params, seed=1, log=quiet)
     assert len(history) == 1
-    models.save_model(model, tmp_path / "cnn.keras")
-    reloaded = models.load_model(tmp_path / "cnn.keras")
+    models.save_model(model, tmp_path / f"{name}.keras")
+    reloaded = models.load_model(tmp_path / f"{name}.keras")
     np.testing.assert_array_equal(reloaded.predict(images, verbose=0), model.predict(images, verbose=0))
 
 
-@pytest.mark.parametrize(("name", "count"), [("mlp", 218_058), ("cnn", 896_522)])
+@pytest.mark.parametrize(("name", "count"), [("mlp", 218_058), ("cnn", 896_522), ("deep_cnn", 788_042)])
 def test_width_multiplies_every_layer(name, count):
     model = models.build_model(dataclasses.replace(PARAMS, model=name, width=2))
     assert model.count_params() == count

@@ -1,0 +1,124 @@
+"""Opening whatever image a user hands to predict: formats, modes, and every kind of bad file."""
+import io
+import struct
+import tracemalloc
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline import images
+from pipeline.images import ImageError
+
+
+def saved(tmp_path, image: Image.Image, name: str, **options) -> str:
+    path = tmp_path / name
+    image.save(path, **options)
+    return path
+
+
+def gradient(mode: str = "L") -> Image.Image:
+    values = np.tile(np.linspace(0, 255, 40, dtype=np.uint8), (30, 1))
+    return Image.fromarray(values, mode="L").convert(mode)
+
+
+@pytest.mark.parametrize("name", ["a.png", "a.jpg", "a.bmp", "a.gif", "a.tiff", "a.webp"])
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_every_format_and_mode_decodes_to_gray_in_unit_range(tmp_path, name, mode):
+    gray = images.load_gray(saved(tmp_path, gradient(mode), name))
+    assert gray.shape == (30, 40) and gray.dtype == np.float32
+    assert gray[:, 0].max() < 0.05 and gray[:, -1].min() > 0.9  # dark left, light right (JPEG blurs a little)
+
+
+def test_gif_first_frame_is_used(tmp_path):
+    frames = [Image.new("L", (20, 20), 0), Image.new("L", (20, 20), 255)]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    assert images.load_gray(path).max() == 0
+
+
+def test_transparency_is_white_paper(tmp_path):
+    rgba = Image.new("RGBA", (20, 20), (0, 0, 0, 0))  # fully transparent black
+    rgba.putpixel((5, 5), (0, 0, 0, 255))  # one opaque black pixel
+    gray = images.load_gray(saved(tmp_path, rgba, "t.png"))
+    assert gray[0, 0] == 1.0 and gray[5, 5] == 0.0
+
+
+def test_sixteen_bit_tiff_keeps_its_range(tmp_path):
+    values = np.tile(np.linspace(0, 65535, 16, dtype=np.uint16), (16, 1))
+    gray = images.load_gray(saved(tmp_path, Image.fromarray(values), "deep.tif"))
+    assert gray.min() == 0.0 and gray.max() == 1.0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no such file"),
+        (b"", "empty file"),
+        (b"digits: 3 1 4 1 5\n", "not an image"),
+    ],
+)
+def test_unusable_files_get_one_line_naming_them(tmp_path, content, message):
+    path = tmp_path / "input.png"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ImageError, match=message) as caught:
+        images.load_gray(path)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["cut.png", "cut.jpg"])
+def test_truncated_image_is_refused(tmp_path, name):
+    whole = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
+    Image.fromarray(noise).save(whole, format="PNG" if name.endswith("png") else "JPEG")
+    path = tmp_path / name
+    path.write_bytes(whole.getvalue()[: len(whole.getvalue()) // 2])
+    with pytest.raises(ImageError, match="truncated or corrupt"):
+        images.load_gray(path)
+
+
+def test_one_pixel_image_is_too_small(tmp_path):
+    with pytest.raises(ImageError, match="1x1 pixels is too small"):
+        images.load_gray(saved(tmp_path, Image.new("L", (1, 1)), "dot.png"))
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height but carries only a few bytes of pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("side", [100_000, 8_000])  # 10 gigapixels (Pillow's own check), 64 megapixels (ours)
+def test_decompression_bomb_is_refused_before_allocating(tmp_path, side):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_claiming(side, side))
+    tracemalloc.start()
+    with pytest.raises(ImageError, match="refusing it .a decompression bomb"):
+        images.load_gray(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 10_000_000
+
+
+def test_arrays_in_either_range_and_colour(tmp_path):
+    uint8 = np.full((10, 12), 255, dtype=np.uint8)
+    assert images.from_array(uint8).max() == 1.0
+    rgb = np.zeros((10, 12, 3), dtype=np.float32)
+    assert images.from_array(rgb).shape == (10, 12)
+    with pytest.raises(ImageError, match=r"shape \(2, 3, 4, 5\)"):
+        images.from_array(np.zeros((2, 3, 4, 5)))
+    with pytest.raises(ImageError, match="NaN"):
+        images.from_array(np.full((10, 10), np.nan))
+
+
+def test_a_directory_means_its_images_in_name_order(tmp_path):
+    for name in ["b.PNG", "a.jpg", "notes.txt", "c.webp"]:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub.png").mkdir()
+    assert [p.name for p in images.image_files(tmp_path)] == ["a.jpg", "b.PNG", "c.webp"]

@@ -1,0 +1,88 @@
+"""MNIST's normalisation applied to any picture: the model must see what it was trained on."""
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from scipy import ndimage
+
+from pipeline import normalise, realistic
+from pipeline.images import ImageError
+from tests.glyphs import glyph
+
+
+def gray(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("L"), dtype=np.float32) / 255
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+@pytest.mark.parametrize("digit", range(10))
+def test_output_has_mnist_geometry(digit):
+    out = normalise.to_mnist(gray(glyph(digit, offset=(70, -40))))
+    assert out.shape == (28, 28) and out.dtype == np.float32
+    assert out.max() == pytest.approx(1.0) and out.min() == 0.0
+    rows, cols = np.flatnonzero(out.any(axis=1)), np.flatnonzero(out.any(axis=0))
+    assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 in (20, 21)  # fits the 20x20 box
+    # Centred by mass, as MNIST is, unless that would push ink out of the field (a top-heavy 7).
+    assert np.allclose(ndimage.center_of_mass(out), (14, 14), atol=1.0)
+
+
+def test_polarity_size_and_position_do_not_matter():
+    reference = normalise.to_mnist(gray(glyph(4)))
+    for variant in [glyph(4, dark_on_light=False), glyph(4, size=60, offset=(30, 90)), glyph(4, size=300)]:
+        assert similarity(normalise.to_mnist(gray(variant)), reference) > 0.9
+
+
+def test_mnist_digits_pass_through_nearly_unchanged():
+    digit = normalise.to_mnist(gray(glyph(2)))  # already MNIST-form: light on black, centred
+    assert similarity(normalise.to_mnist(digit), digit) > 0.95
+
+
+def test_a_fine_pen_on_a_big_page_gets_mnist_thick_strokes():
+    page = Image.new("L", (1200, 1200), 240)
+    ImageDraw.Draw(page).line([(400, 200), (800, 200), (500, 1000)], fill=20, width=3)  # a thin "7"
+    out = normalise.to_mnist(gray(page))
+    assert normalise.stroke_width(out) >= 2.0
+
+
+def test_specks_of_dirt_do_not_move_the_digit():
+    clean = gray(glyph(1))
+    dirty = clean.copy()
+    dirty[3:5, 3:5] = 0  # a speck far from the digit
+    assert similarity(normalise.to_mnist(dirty), normalise.to_mnist(clean)) > 0.95
+
+
+@pytest.mark.parametrize(
+    "blank",
+    [
+        np.ones((100, 100), np.float32),
+        np.zeros((100, 100), np.float32),
+        np.clip(0.8 + np.random.default_rng(0).normal(0, 0.02, (100, 100)), 0, 1).astype(np.float32),
+    ],
+    ids=["white", "black", "noisy-paper"],
+)
+def test_no_ink_means_no_digit_not_a_guess(blank):
+    with pytest.raises(ImageError, match="scan.png: no digit found"):
+        normalise.to_mnist(blank, "scan.png")
+
+
+def test_huge_input_is_shrunk_first():
+    page = np.ones((4000, 3000), np.float32)
+    page[1000:3000, 1400:1600] = 0  # a "1"
+    assert normalise.to_mnist(page).shape == (28, 28)
+
+
+def test_realistic_renderings_normalise_back_to_the_digit():
+    digits = np.stack([normalise.to_mnist(gray(glyph(d))) for d in range(10)])
+    rendered = realistic.render_set(digits, seed=0)
+    assert len({image.size for image in rendered}) > 3  # several sizes and margins
+    scores = [similarity(normalise.to_mnist(gray(image)), digit) for image, digit in zip(rendered, digits)]
+    assert np.median(scores) > 0.8, scores
+
+
+def test_realistic_set_is_seeded():
+    digits = np.stack([normalise.to_mnist(gray(glyph(d))) for d in range(3)])
+    first, again, other = (realistic.render_set(digits, seed) for seed in (1, 1, 2))
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(first, again))
+    assert not all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(first, other))
