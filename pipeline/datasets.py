@@ -127,6 +127,7 @@ def read_npz(path: Path, keys: tuple[str, ...], hint: str = "") -> dict[str, np.
     if not Path(path).is_file():
         raise DataError(f"{path}: no such file{suffix}")
     try:
+        _check_sizes(path, keys, suffix)
         with np.load(path, allow_pickle=False) as npz:
             missing = [key for key in keys if key not in npz.files]
             if missing:
@@ -137,8 +138,27 @@ def read_npz(path: Path, keys: tuple[str, ...], hint: str = "") -> dict[str, np.
             return {key: npz[key] for key in keys}
     except DataError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as error:
-        raise DataError(f"{path}: not a readable .npz ({error}){suffix}") from None
+    except Exception as error:  # numpy and zipfile raise a dozen types for a damaged file
+        raise DataError(f"{path}: not a readable .npz ({type(error).__name__}: {error}){suffix}") from None
+
+
+def _check_sizes(path: Path, keys: tuple[str, ...], suffix: str) -> None:
+    """Refuse an array whose header claims more bytes than its file holds, before numpy allocates."""
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: info for info in archive.infolist()}
+        for key in keys:
+            info = members.get(f"{key}.npy")
+            if info is None:
+                continue  # reported as missing by the caller
+            with archive.open(info) as member:
+                major, _ = np.lib.format.read_magic(member)
+                read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read_header(member)
+            claimed = math.prod(shape) * dtype.itemsize
+            if claimed > info.file_size:
+                raise DataError(
+                    f"{path}: {key}: header claims {claimed:,} bytes, the file holds {info.file_size:,}{suffix}"
+                )
 
 
 class _ArrayUnpickler(pickle.Unpickler):

@@ -12,10 +12,15 @@ from PIL import Image, UnidentifiedImageError
 
 from pipeline.errors import PipelineError
 
+# Only these decoders are ever run on an input: fewer parsers exposed to untrusted bytes.
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
 # Suffixes taken from a directory; a file named on the command line is tried whatever its name.
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # A 50-megapixel photo decodes to 200 MB of RGBA; beyond this, refuse rather than allocate.
 MAX_PIXELS = 50_000_000
+# No real picture of a digit packs more pixels per byte than this (deflate tops out near 1,000:1
+# on a blank 8-bit page; photos and scans sit below 20). More means damaged, or a bomb.
+MAX_PIXELS_PER_BYTE = 1000
 MIN_SIDE = 8
 
 
@@ -37,14 +42,16 @@ def load_gray(path: Path) -> np.ndarray:
         raise ImageError(f"{path}: empty file")
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns about damaged tags; the result is what counts
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(path, formats=FORMATS) as image:
                 check_size(image.size, path)
+                check_density(image.size, path.stat().st_size, path)
                 image.seek(0)  # the first frame of a GIF or a multi-page TIFF
                 image.load()
                 return to_gray(image)
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image (or a format Pillow cannot read)") from None
+        raise ImageError(f"{path}: not an image (expected PNG, JPEG, BMP, GIF, TIFF or WebP)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise ImageError(f"{path}: too many pixels to decode safely; refusing it (a decompression bomb?)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
@@ -61,6 +68,15 @@ def check_size(size: tuple[int, int], name: Any) -> None:
         )
     if min(width, height) < MIN_SIDE:
         raise ImageError(f"{name}: {width}x{height} pixels is too small to hold a digit (need {MIN_SIDE}x{MIN_SIDE})")
+
+
+def check_density(size: tuple[int, int], file_bytes: int, name: Any) -> None:
+    width, height = size
+    if width * height > MAX_PIXELS_PER_BYTE * file_bytes + 1_000_000:
+        raise ImageError(
+            f"{name}: claims {width}x{height} pixels in only {file_bytes:,} bytes; "
+            "refusing it (damaged, or a decompression bomb?)"
+        )
 
 
 def to_gray(image: Image.Image) -> np.ndarray:
