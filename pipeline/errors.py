@@ -15,3 +15,11 @@ class ConfigError(PipelineError):
 
 class DataError(PipelineError):
     """An input file is missing, truncated, malformed, or not the data it claims to be."""
+
+
+class RevisionError(PipelineError):
+    """A git revision that does not exist, or git itself could not run."""
+
+
+class CheckFailed(PipelineError):
+    """A quality gate failed, e.g. test accuracy dropped by more than the allowed margin."""

@@ -19,6 +19,10 @@ METRICS = METRICS_DIR / "metrics.json"
 PREDICTIONS = METRICS_DIR / "predictions.csv"
 PLOTS_DIR = METRICS_DIR / "plots"
 
+# Written by `python -m pipeline.report` and `python -m pipeline.history`, not by DVC stages.
+REPORT_DIR = Path("report")
+HISTORY_PLOT = Path("history.png")
+
 
 def prepared(split: str) -> Path:
     """Path of one prepared split: `train`, `val` or `test`."""

@@ -46,12 +46,17 @@ def set_params(repo: Path, **changes: object) -> None:
     repo_copy.set_params(repo, changes)
 
 
-@pytest.fixture
-def pipeline_repo(tmp_path: Path) -> Path:
-    """The repo's tracked files in a fresh git repo, fed 3,000 synthetic images, 1 epoch of batch 64."""
+def make_pipeline_repo(destination: Path) -> Path:
+    """The repo's files in a fresh git repo, fed 3,000 synthetic images, 1 epoch of batch 64."""
     # metrics/ and dvc.lock are the outputs of the real run; tests and benchmarks are not needed
-    repo = repo_copy.copy_repo(tmp_path / "repo", skip=("metrics/", "dvc.lock", "tests/", "benchmarks/"))
+    repo = repo_copy.copy_repo(destination, skip=("metrics/", "dvc.lock", "tests/", "benchmarks/"))
     np.savez(repo / "small.npz", **synthetic_mnist(train=2500, test=500))
     set_params(repo, **{"fetch.source": "small.npz", "train.epochs": 1, "train.batch_size": 64})
     repo_copy.commit_all(repo, "shrunken pipeline")
     return repo
+
+
+@pytest.fixture
+def pipeline_repo(tmp_path: Path) -> Path:
+    """A shrunken pipeline in a fresh git repo: see make_pipeline_repo."""
+    return make_pipeline_repo(tmp_path / "repo")

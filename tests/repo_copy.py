@@ -14,10 +14,15 @@ GIT_IDENTITY = ["-c", "user.name=pipeline-tests", "-c", "user.email=tests@exampl
 
 
 def copy_repo(destination: Path, skip: tuple[str, ...] = ("metrics/", "dvc.lock")) -> Path:
-    """Copy every git-tracked file except those starting with a prefix in `skip`."""
-    names = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    for name in names.split():
-        if name.startswith(skip):
+    """Copy the working tree's files that git sees, except those starting with a prefix in `skip`.
+
+    Tracked files and new ones not yet added (but not ignored ones): what is tested is the code
+    as it is on disk, including a module written but not committed yet.
+    """
+    listing = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+    names = subprocess.run(listing, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for name in sorted(set(names.split("\0")) - {""}):
+        if name.startswith(skip) or not (ROOT / name).is_file():  # listed but gone: deleted, not yet committed
             continue
         (destination / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, destination / name)

@@ -1,0 +1,206 @@
+"""The pull-request report: formatting and thresholds, then whole reports from real git revisions.
+
+The fast tests read hand-written metrics from temporary git repos (DVC's own diffs are stubbed
+out); the slow one trains twice with different params and reads the real runs.
+"""
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from pipeline import report
+from pipeline.errors import CheckFailed, DataError, RevisionError
+from tests.conftest import ROOT, run, set_params
+from tests.revision_repos import commit, metrics, write_run
+
+PARAMS = {"seed": 42, "train": {"model": "mlp", "epochs": 1, "learning_rate": 0.004}}
+ALL_FIGURES = {f"{side}-{name}.png" for side in ("base", "head") for name in report.FIGURES}
+
+
+def test_signed_changes_keep_their_sign_and_drop_trailing_zeros():
+    assert report.signed(0.9812 - 0.9779) == "+0.0033"
+    assert report.signed(0.95 - 0.97) == "-0.02"
+    assert report.signed(0.0) == "0"
+    assert report.signed(3) == "+3"
+    assert report.signed(-1500) == "-1,500"
+
+
+def test_relative_change_is_a_signed_percentage_of_the_base():
+    assert report.relative(0.9779, 0.9812) == "+0.34%"
+    assert report.relative(0.5, 0.25) == "-50.00%"
+    assert report.relative(0.5, 0.5) == "0%"
+    assert report.relative(0, 0.1) == "—"  # undefined, not a division error
+
+
+def test_metrics_rows_cover_top_level_numbers_only():
+    rows = report.metrics_rows(metrics(0.95, loss=0.2), metrics(0.97, loss=0.1, epochs=3))
+    by_name = {row[0]: row[1:] for row in rows}
+    assert list(by_name) == [
+        "test_accuracy", "test_loss", "train_accuracy", "train_loss", "val_accuracy", "val_loss", "epochs", "params",
+    ]  # fmt: skip
+    assert by_name["test_accuracy"] == ["0.95", "0.97", "+0.02", "+2.11%"]
+    assert by_name["test_loss"] == ["0.2", "0.1", "-0.1", "-50.00%"]
+    assert by_name["epochs"] == ["2", "3", "+1", "+50.00%"]
+    assert by_name["params"] == ["104,938", "104,938", "0", "0%"]
+    assert report.metrics_rows(None, metrics(0.97))[0] == ["test_accuracy", "—", "0.97", "—", "—"]
+
+
+def test_classes_listed_only_when_recall_or_f1_moves_more_than_the_threshold():
+    base = metrics(0.9, recall={"1": 0.9, "2": 0.9, "3": 0.9})["per_class"]
+    head = metrics(0.9, recall={"1": 0.906, "2": 0.896, "3": 0.895})["per_class"]
+    head["4"]["f1"] = 0.9  # F1 alone moved by 0.05
+    head["5"]["precision"] = 0.5  # precision is not a listed score
+    rows = report.class_changes(base, head, threshold=0.005)
+    assert [row[0] for row in rows] == ["1", "4"]  # 3 moved by exactly 0.005: not more
+    assert rows[0][1] == "0.9 → 0.906 (+0.006)"
+    assert report.class_changes(base, head, threshold=0.1) == []
+
+
+def test_accuracy_gate():
+    assert report.accuracy_check(metrics(0.98), metrics(0.97), max_drop=0.005)[0] is False
+    assert report.accuracy_check(metrics(0.98), metrics(0.975), max_drop=0.005)[0] is True  # exactly the margin
+    assert report.accuracy_check(metrics(0.98), metrics(0.99), max_drop=0.0)[0] is True
+    passed, line = report.accuracy_check(None, metrics(0.5), max_drop=0.0)
+    assert passed and "no baseline" in line
+
+
+@pytest.fixture
+def two_commits(tmp_path, monkeypatch):
+    """A repo whose HEAD~1 scores 0.95 after 1 epoch and HEAD 0.97 after 2, digit 3 improved."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    write_run(repo, PARAMS, metrics(0.95, epochs=1, recall={"3": 0.9}))
+    commit(repo, "one epoch")
+    write_run(repo, {**PARAMS, "train": {**PARAMS["train"], "epochs": 2}}, metrics(0.97, recall={"3": 0.96}))
+    commit(repo, "two epochs")
+    monkeypatch.chdir(repo)
+    monkeypatch.setattr(report, "run_dvc", lambda args: "_dvc stub_")
+    return repo
+
+
+def assert_valid_png(raw: bytes) -> None:
+    Image.open(io.BytesIO(raw)).verify()
+
+
+def test_report_between_two_revisions(two_commits):
+    report.main(["--base", "HEAD~1", "--head", "HEAD", "--out", "R"])
+    text = (two_commits / "R/report.md").read_text()
+    assert text.startswith(report.MARKER)
+    assert "## Test accuracy: 0.95 → 0.97 (+0.02)" in text
+    assert "| test_accuracy | 0.95 | 0.97 | +0.02 | +2.11% |" in text
+    assert "| `train.epochs` | 1 | 2 |" in text and "learning_rate" not in text
+    assert "| 3 | 0.9 → 0.96 (+0.06) | 0.9 → 0.96 (+0.06) |" in text
+    assert not re.search(r"^\| [0-24-9] \|", text, re.MULTILINE)  # no other digit listed
+    assert "<code>dvc metrics diff --md HEAD~1 HEAD</code>" in text
+    assert {p.name for p in (two_commits / "R").glob("*.png")} == ALL_FIGURES
+    for name in ALL_FIGURES:
+        assert f"]({name})" in text.split(report.FIGURES_MARKER)[1]
+        assert_valid_png((two_commits / "R" / name).read_bytes())
+    assert (two_commits / "R/base-loss.png").read_bytes() != (two_commits / "R/head-loss.png").read_bytes()
+
+
+def test_workspace_is_the_default_head(two_commits):
+    write_run(two_commits, {**PARAMS, "seed": 7}, metrics(0.93), figures=False)  # not committed
+    report.main(["--base", "HEAD", "--out", "R"])
+    text = (two_commits / "R/report.md").read_text()
+    assert "## Test accuracy: 0.97 → 0.93 (-0.04)" in text and "Head: the workspace" in text
+    assert "| `seed` | 42 | 7 |" in text
+    assert "<code>dvc metrics diff --md HEAD</code>" in text  # DVC compares with the workspace too
+
+
+def test_accuracy_drop_beyond_the_margin_fails_after_writing_the_report(two_commits):
+    with pytest.raises(CheckFailed, match=r"0\.97 → 0\.95 \(-0\.02\): more than the allowed drop of 0\.01"):
+        report.main(["--base", "HEAD", "--head", "HEAD~1", "--out", "R", "--max-drop", "0.01"])
+    assert "**Accuracy check FAILED**" in (two_commits / "R/report.md").read_text()
+    report.main(["--base", "HEAD", "--head", "HEAD~1", "--out", "R", "--max-drop", "0.02"])
+    assert "**Accuracy check passed**" in (two_commits / "R/report.md").read_text()
+
+
+def test_missing_baseline_is_reported_not_a_crash(two_commits):
+    report.main(["--base", "HEAD", "--head", "HEAD", "--out", "R"])  # leaves base figures behind
+    (two_commits / "README.md").write_text("before any metrics\n")
+    subprocess.run(["git", "rm", "-rq", "metrics"], cwd=two_commits, check=True)
+    commit(two_commits, "metrics removed")
+    report.main(["--base", "HEAD", "--head", "HEAD~1", "--out", "R", "--max-drop", "0"])
+    text = (two_commits / "R/report.md").read_text()
+    head_sha = subprocess.run(["git", "rev-parse", "--short=7", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert f"## No baseline metrics at `HEAD` ({head_sha})" in text
+    assert "**Accuracy check passed**: no baseline test accuracy to compare with" in text
+    assert "Digits whose" not in text
+    assert {p.name for p in (two_commits / "R").glob("*.png")} == {f"head-{n}.png" for n in report.FIGURES}
+
+
+def test_head_without_metrics_is_an_error(two_commits):
+    (two_commits / "metrics/metrics.json").unlink()
+    with pytest.raises(DataError, match="no metrics/metrics.json in the workspace: run `dvc repro`"):
+        report.main(["--base", "HEAD", "--out", "R"])
+
+
+def test_unknown_revision_is_one_line_and_exit_1(two_commits):
+    with pytest.raises(RevisionError, match="unknown revision 'no-such-branch'"):
+        report.main(["--base", "no-such-branch"])
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the temporary repo has no pipeline/ of its own
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.report", "--base", "no-such-branch"],
+        cwd=two_commits, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr == "error: unknown revision 'no-such-branch': not a commit in this repository\n"
+    assert not (two_commits / "report").exists()
+
+
+@pytest.mark.slow
+def test_report_on_two_real_runs(pipeline_repo):
+    """Train with a learning rate too small to learn in one epoch, then with the default one."""
+    default_rate = 0.004
+    set_params(pipeline_repo, **{"train.learning_rate": 0.0001})
+    run(["dvc", "repro"], cwd=pipeline_repo)
+    run(["git", "add", "-A"], cwd=pipeline_repo)
+    run(["git", "commit", "-qm", "tiny learning rate"], cwd=pipeline_repo)
+    set_params(pipeline_repo, **{"train.learning_rate": default_rate})
+    run(["dvc", "repro"], cwd=pipeline_repo)
+    run(["git", "add", "-A"], cwd=pipeline_repo)
+    run(["git", "commit", "-qm", "default learning rate"], cwd=pipeline_repo)
+
+    def accuracy(rev: str) -> float:
+        shown = run(["git", "show", f"{rev}:metrics/metrics.json"], cwd=pipeline_repo).stdout
+        return json.loads(shown)["test_accuracy"]
+
+    old, new = accuracy("HEAD~1"), accuracy("HEAD")
+    assert new - old > 0.005, "the default rate learns the synthetic digits in one epoch, the tiny one does not"
+    delta = report.signed(new - old)
+    assert delta[0] == ("+" if new > old else "-")
+
+    result = run(["python", "-m", "pipeline.report", "--base", "HEAD~1", "--out", "R"], cwd=pipeline_repo)
+    assert "wrote R/report.md and 6 figures" in result.stdout
+    text = (pipeline_repo / "R/report.md").read_text()
+    assert f"## Test accuracy: {old} → {new} ({delta})" in text
+    assert f"| test_accuracy | {old} | {new} | {delta} |" in text
+    assert f"| `train.learning_rate` | 0.0001 | {default_rate} |" in text
+    dvc_params = text.split("<code>dvc params diff --md HEAD~1</code>")[1].split("</details>")[0]
+    assert re.search(r"\| params\.yaml\s+\| train\.learning_rate\s+\| 0\.0001\s+\| 0\.004\s+\|", dvc_params)
+    dvc_metrics = text.split("<code>dvc metrics diff --md HEAD~1</code>")[1].split("</details>")[0]
+    assert re.search(r"\| metrics/metrics\.json\s+\| test_accuracy\s+\|", dvc_metrics)
+    for name in ALL_FIGURES:
+        assert_valid_png((pipeline_repo / "R" / name).read_bytes())
+
+    # The gate, both ways round: reverting to the tiny rate loses far more than half a point.
+    drop = run(["python", "-m", "pipeline.report", "--base", "HEAD", "--head", "HEAD~1", "--out", "R",
+                "--max-drop", "0.005"], cwd=pipeline_repo, check=False)  # fmt: skip
+    assert drop.returncode == 1 and "Traceback" not in drop.stderr
+    assert drop.stderr.startswith("error: test accuracy") and drop.stderr.count("\n") == 1
+    assert "**Accuracy check FAILED**" in (pipeline_repo / "R/report.md").read_text()
+    run(["python", "-m", "pipeline.report", "--base", "HEAD~1", "--out", "R", "--max-drop", "0.005"], cwd=pipeline_repo)
+
+    # The first commit of the fixture predates any run: no baseline, head figures only.
+    run(["python", "-m", "pipeline.report", "--base", "HEAD~2", "--out", "first"], cwd=pipeline_repo)
+    first = (pipeline_repo / "first/report.md").read_text()
+    assert "## No baseline metrics at `HEAD~2`" in first
+    assert sorted(p.name for p in (pipeline_repo / "first").glob("*.png")) == [
+        "head-accuracy.png", "head-confusion.png", "head-loss.png",
+    ]  # fmt: skip
