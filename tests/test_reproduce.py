@@ -89,3 +89,15 @@ def test_uptodate_tells_stale_results_from_absent_data(published, tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith("error: out of date, run `dvc repro` and commit dvc.lock and metrics/")
     assert "train: params.yaml:train modified" in result.stderr and "plot" not in result.stderr
+
+
+def test_conv_net_with_augmentation_retrains_to_the_same_bytes(tmp_path):
+    """The convolutional path (random augmentation layers, batch norm) is as repeatable as the MLP."""
+    changes = {"train.model": "deep_cnn", "train.augment": True, "train.dropout": 0.2}
+    models = []
+    for name in ("F", "G"):
+        repo = make_pipeline_repo(tmp_path / name)
+        set_params(repo, **changes)
+        run(["dvc", "repro", "train"], cwd=repo)
+        models.append((repo / "models/model.keras").read_bytes())
+    assert models[0] == models[1]
