@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipeline.errors import PipelineError
 
@@ -49,7 +49,8 @@ def load_gray(path: Path) -> np.ndarray:
                 check_density(image.size, path.stat().st_size, path)
                 image.seek(0)  # the first frame of a GIF or a multi-page TIFF
                 image.load()
-                return to_gray(image)
+                # Phones store portrait photos sideways with an EXIF note to turn them upright.
+                return to_gray(ImageOps.exif_transpose(image))
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image (expected PNG, JPEG, BMP, GIF, TIFF or WebP)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:

@@ -122,3 +122,15 @@ def test_a_directory_means_its_images_in_name_order(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "sub.png").mkdir()
     assert [p.name for p in images.image_files(tmp_path)] == ["a.jpg", "b.PNG", "c.webp"]
+
+
+def test_exif_orientation_is_applied_as_a_phone_means_it(tmp_path):
+    upright = gradient()  # 40 wide, 30 high: dark left, light right
+    sideways = upright.transpose(Image.Transpose.ROTATE_90)  # as the sensor stored it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    path = tmp_path / "phone.jpg"
+    sideways.save(path, exif=exif)
+    gray = images.load_gray(path)
+    assert gray.shape == (30, 40)
+    assert gray[:, 0].max() < 0.05 and gray[:, -1].min() > 0.9
