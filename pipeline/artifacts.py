@@ -6,6 +6,7 @@ complete: a failed or killed stage never leaves a file that looks finished.
 """
 import contextlib
 import csv
+import glob
 import io
 import json
 import os
@@ -20,7 +21,8 @@ from pipeline.errors import DataError
 
 # Columns of metrics/history.csv, one row per epoch.
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
-RESTORE_HINT = "restore it with `dvc checkout` or rebuild it with `dvc repro`"
+# --force: DVC will not overwrite a modified file without it, and a damaged file is a modified one.
+RESTORE_HINT = "restore it with `dvc checkout --force` or rebuild it with `dvc repro`"
 
 
 @contextlib.contextmanager
@@ -29,6 +31,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
         handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(handle)
     except OSError as error:
@@ -42,6 +45,17 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise DataError(f"{path}: cannot write: {error.strerror or error}") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete temporary files a killed writer of `path` left behind (SIGKILL skips `finally`).
+
+    Each output has one writer at a time (DVC locks the repo while a stage runs), so a temporary
+    file of the same output found before writing is an earlier run's. Until then it is harmless:
+    git ignores `.*.tmp`, and DVC tracks only the final name.
+    """
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def write_bytes(path: Path, raw: bytes) -> None:

@@ -127,7 +127,10 @@ def save_model(model: Any, path: Path) -> None:
     """
     with tempfile.TemporaryDirectory() as tmp:
         raw_path = Path(tmp) / "model.keras"
-        model.save(raw_path)
+        try:
+            model.save(raw_path)
+        except OSError as error:  # the scratch copy: a full or read-only temporary directory
+            raise DataError(f"{path}: cannot write (scratch copy in {tmp}): {error.strerror or error}") from None
         with zipfile.ZipFile(raw_path) as source:
             entries = [(info, source.read(info)) for info in source.infolist()]
     buffer = io.BytesIO()

@@ -9,6 +9,7 @@ costs one line naming it; the others are still classified, and the exit code say
 """
 import argparse
 import io
+import itertools
 import json
 import sys
 from dataclasses import dataclass
@@ -186,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     files, empty_dirs = expand(args.inputs)
     failed = False
     used_names: set[str] = set()
-    for chunk in [empty_dirs, *predictor.stream(files)]:
+    # chain, not a list: one chunk at a time is printed and dropped, whatever the number of files
+    for chunk in itertools.chain([empty_dirs], predictor.stream(files)):
         for prediction in chunk:
             failed |= prediction.error is not None
             if args.json:

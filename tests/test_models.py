@@ -166,3 +166,13 @@ def test_conv_nets_train_with_every_option_and_reload(tmp_path, name):
 def test_width_multiplies_every_layer(name, count):
     model = models.build_model(dataclasses.replace(PARAMS, model=name, width=2))
     assert model.count_params() == count
+
+
+def test_full_disk_during_the_scratch_save_is_one_line_naming_the_model(model, tmp_path, monkeypatch):
+    def full_disk(path, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(model, "save", full_disk)
+    with pytest.raises(DataError, match=r"model.keras: cannot write \(scratch copy in .*\): No space left on device"):
+        models.save_model(model, tmp_path / "model.keras")
+    assert not (tmp_path / "model.keras").exists()

@@ -1,0 +1,545 @@
+"""Faults and bad input: each is injected into the shrunken real pipeline (or the writer it hits)
+and the promised outcome is checked.
+
+The promises: a killed or interrupted stage leaves no output that looks complete, the next
+`dvc repro` finishes with `dvc status` clean and the DVC cache intact; a failed write or a bad
+file or parameter costs one line naming it, with no traceback; a model that would run code on
+load is refused; predict streams any number of images in bounded memory.
+"""
+import errno
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from pipeline import artifacts, cli, models
+from pipeline.errors import DataError
+from tests import faults_helpers as faults
+from tests.conftest import ROOT, make_pipeline_repo, run, set_params
+
+pytestmark = pytest.mark.faults
+slow = pytest.mark.slow
+
+# Enough epochs at batch 16 that a signal sent after the first epoch's line lands mid-training.
+LONG_TRAINING = {"train.epochs": 30, "train.batch_size": 16}
+INTERRUPTED = "interrupted: no output was completed; run `dvc repro` again"
+
+
+@pytest.fixture(scope="module")
+def built_template(tmp_path_factory) -> Path:
+    repo = make_pipeline_repo(tmp_path_factory.mktemp("built") / "repo")
+    run(["dvc", "repro"], cwd=repo)
+    return repo
+
+
+@pytest.fixture
+def built_repo(built_template, tmp_path) -> Path:
+    """A shrunken pipeline after a successful `dvc repro` (a copy: each test may break its own)."""
+    return Path(shutil.copytree(built_template, tmp_path / "repo", symlinks=True))
+
+
+def assert_recovers(repo: Path) -> subprocess.CompletedProcess:
+    """The promise after any fault: `dvc repro` finishes, status is clean, the cache intact."""
+    result = run(["dvc", "repro"], cwd=repo)
+    assert json.loads(run(["dvc", "status", "--json"], cwd=repo).stdout) == {}
+    assert faults.bad_cache_objects(repo) == []
+    return result
+
+
+def fault_env(shims: Path, **extra: str) -> dict[str, str]:
+    return faults.env(PYTHONPATH=f"{shims}{os.pathsep}{ROOT}", **extra)
+
+
+# --- a stage killed mid-write (SIGKILL) ------------------------------------------------------
+
+
+@slow
+@pytest.mark.parametrize(
+    "stage, target", [("fetch", "data/raw/mnist.npz"), ("preprocess", "data/prepared/val.npz")]
+)
+def test_sigkill_mid_write_leaves_no_partial_output(pipeline_repo, tmp_path, stage, target):
+    repo, ready = pipeline_repo, tmp_path / "ready"
+    environment = fault_env(faults.shim_dir(tmp_path / "shim"), FAULT_PATH=target, FAULT_MODE="hang", FAULT_READY=str(ready))
+    repro = faults.Started(["dvc", "repro"], repo, tmp_path / "logs", environment)
+    try:
+        repro.wait_for(ready.exists, 120, f"{target} half written")
+        writer = psutil.Process(int(ready.read_text()))
+        assert writer.cmdline()[-2:] == ["-m", f"stages.{stage}"]  # the stage, not dvc
+        writer.kill()
+        assert repro.wait(30) != 0
+    finally:
+        repro.stop()
+    assert f"failed to reproduce '{stage}'" in repro.err()
+    assert not (repo / target).exists()  # DVC removed the old output before the run; no partial one
+    assert faults.bad_cache_objects(repo) == []
+    # SIGKILL skips cleanup: the half-written temporary file stays, under a name neither DVC nor
+    # git takes for an output, until the next write of the same output removes it.
+    left = faults.temporaries((repo / target).parent)
+    assert len(left) == 1 and left[0].startswith(f".{Path(target).name}.")
+    assert run(["git", "check-ignore", "-q", f"{Path(target).parent}/{left[0]}"], cwd=repo, check=False).returncode == 0
+
+    assert_recovers(repo)
+    assert faults.temporaries((repo / target).parent) == []
+    assert faults.md5(repo / target) == faults.locked_md5(repo, stage, target)
+
+
+@slow
+def test_sigkill_mid_write_of_a_stage_run_by_hand_keeps_the_previous_file(built_repo, tmp_path):
+    repo, target, ready = built_repo, "data/prepared/val.npz", tmp_path / "ready"
+    before = {name: faults.md5(repo / f"data/prepared/{name}.npz") for name in ("train", "val", "test")}
+    environment = fault_env(faults.shim_dir(tmp_path / "shim"), FAULT_PATH=target, FAULT_MODE="hang", FAULT_READY=str(ready))
+    stage = faults.Started([sys.executable, "-m", "stages.preprocess"], repo, tmp_path / "logs", environment)
+    try:
+        stage.wait_for(ready.exists, 60, f"{target} half written")
+        os.kill(int(ready.read_text()), signal.SIGKILL)
+        assert stage.wait(30) == -signal.SIGKILL
+    finally:
+        stage.stop()
+    # train.npz was rewritten with the same bytes, val.npz never replaced, test.npz not reached:
+    # all three are the complete files dvc.lock records, so there is nothing to redo.
+    assert {name: faults.md5(repo / f"data/prepared/{name}.npz") for name in before} == before
+    assert json.loads(run(["dvc", "status", "--json"], cwd=repo).stdout) == {}
+    assert len(faults.temporaries(repo / "data/prepared")) == 1
+    assert faults.bad_cache_objects(repo) == []
+
+    run([sys.executable, "-m", "stages.preprocess"], cwd=repo)  # the next write clears the leftover
+    assert faults.temporaries(repo / "data/prepared") == []
+
+
+def test_the_next_write_of_an_output_removes_its_killed_writers_temporary(tmp_path):
+    (tmp_path / ".val.npz.k1ll3d.tmp").write_bytes(b"half of val")
+    (tmp_path / ".train.npz.k1ll3d.tmp").write_bytes(b"half of train")  # another output's
+    artifacts.write_bytes(tmp_path / "val.npz", b"complete")
+    assert sorted(os.listdir(tmp_path)) == [".train.npz.k1ll3d.tmp", "val.npz"]
+
+
+# --- a stage killed or interrupted during training --------------------------------------------
+
+
+def start_long_training(repo: Path, logs: Path) -> faults.Started:
+    set_params(repo, **LONG_TRAINING)
+    repro = faults.Started(["dvc", "repro"], repo, logs)
+    repro.wait_for(lambda: faults.EPOCH_LINE.search(repro.out()), 180, "the first epoch")
+    return repro
+
+
+def assert_no_model(repo: Path) -> None:
+    """What a killed train leaves: no model or history (DVC removed the old ones), no temporaries,
+    nothing new in the cache."""
+    assert not (repo / "models/model.keras").exists()
+    assert not (repo / "metrics/history.csv").exists()
+    assert faults.temporaries(repo / "models") == [] and faults.temporaries(repo / "metrics") == []
+    assert faults.bad_cache_objects(repo) == []
+
+
+@slow
+def test_sigkill_of_the_training_stage(built_repo, tmp_path):
+    repro = start_long_training(built_repo, tmp_path / "logs")
+    try:
+        trainer = repro.child("stages.train")
+        trainer.kill()
+        assert repro.wait(30) != 0
+    finally:
+        repro.stop()
+    assert "failed to reproduce 'train'" in repro.err() and "exited with -9" in repro.err()
+    assert not re.search(r"epoch +30/30", repro.out())  # it was killed mid-training
+    assert_no_model(built_repo)
+    assert faults.locked_pids(built_repo) == set()  # dvc itself lived to release its locks
+    assert_recovers(built_repo)
+
+
+@slow
+def test_sigkill_of_dvc_during_training_stops_the_stage_too(built_repo, tmp_path):
+    repro = start_long_training(built_repo, tmp_path / "logs")
+    trainer = repro.child("stages.train")
+    try:
+        os.kill(repro.pid, signal.SIGKILL)
+        repro.wait(30)
+        # Without pipeline.cli.stop_with_dvc the orphan trained on and wrote a model no dvc.lock records.
+        trainer.wait(10)
+    except psutil.TimeoutExpired:
+        trainer.kill()
+        pytest.fail("the training stage outlived its killed dvc")
+    finally:
+        repro.stop()
+    assert repro.err().strip().splitlines()[-1] == INTERRUPTED
+    assert_no_model(built_repo)
+    # dvc died holding read locks on the stage's deps and write locks on its outs. The next dvc
+    # finds the pid gone, warns, and takes over the locks it needs; the rest stay listed until a
+    # later dvc needs them (the train deps that preprocess writes, below): stale, not blocking.
+    assert repro.pid in faults.locked_pids(built_repo)
+    recovered = assert_recovers(built_repo)
+    assert f"(Pid {repro.pid})" in recovered.stderr and "had been killed" in recovered.stderr
+    assert faults.locked_pids(built_repo) <= {repro.pid} and not psutil.pid_exists(repro.pid)
+    run(["dvc", "repro", "--force", "--single-item", "preprocess"], cwd=built_repo)
+    assert json.loads(run(["dvc", "status", "--json"], cwd=built_repo).stdout) == {}
+
+
+@slow
+def test_ctrl_c_during_training_stops_within_seconds_with_one_line(built_repo, tmp_path):
+    repro = start_long_training(built_repo, tmp_path / "logs")
+    try:
+        os.killpg(repro.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole job
+        sent = time.monotonic()
+        code = repro.wait(30)
+        seconds = time.monotonic() - sent
+    finally:
+        repro.stop()
+    assert code != 0 and seconds < 5, seconds
+    assert not re.search(r"epoch +30/30", repro.out())
+    # Ours is the stage's one line; DVC (which ignores SIGINT while a stage runs) adds its own.
+    ours = [line for line in faults.stderr_lines(repro.err()) if not line.startswith("ERROR: ")]
+    assert ours == [INTERRUPTED]
+    assert "ERROR: failed to reproduce 'train': failed to run: python -m stages.train, exited with 130" in repro.err()
+    assert "Traceback" not in repro.out() + repro.err()
+    assert_no_model(built_repo)
+    assert_recovers(built_repo)
+
+
+# --- two dvc repro at once ---------------------------------------------------------------------
+
+
+@slow
+def test_two_repros_at_once_one_runs_the_other_fails_fast(built_repo, tmp_path):
+    set_params(built_repo, **{"train.epochs": 3})  # train, evaluate and plot to run: ~15 s
+    first = faults.Started(["dvc", "repro"], built_repo, tmp_path / "first")
+    second = faults.Started(["dvc", "repro"], built_repo, tmp_path / "second")
+    try:
+        ended = faults.wait_all([first, second], 300)
+    finally:
+        first.stop()
+        second.stop()
+    (first_code, first_seconds), (second_code, second_seconds) = ended
+    assert sorted([first_code, second_code])[0] == 0 and first_code != second_code, ended
+    winner, loser, loser_seconds = (first, second, second_seconds) if first_code == 0 else (second, first, first_seconds)
+    # DVC releases its repo lock while a stage's command runs and guards each stage's deps and
+    # outs with its rwlock instead: the loser gives up on whichever it meets first (after 3 s of
+    # retries for the repo lock, at once for a path), having changed nothing.
+    assert re.search(
+        r"ERROR: Unable to acquire lock\. Most likely another DVC process is running"
+        r"|ERROR: failed to reproduce '\w+': '[^']+' is busy, it is being blocked by:\n  \(PID \d+\): \S*dvc repro",
+        loser.err(),
+    ), loser.err()
+    assert loser_seconds < 10, loser_seconds
+    assert "Running stage" not in loser.out()
+    assert re.findall(r"Running stage '(\w+)'", winner.out()) == ["train", "evaluate", "plot"]
+    assert json.loads(run(["dvc", "status", "--json"], cwd=built_repo).stdout) == {}
+    assert faults.bad_cache_objects(built_repo) == []
+
+
+# --- a write that fails: full disk, no permission ----------------------------------------------
+
+
+class ScratchModel:
+    """Stands in for a Keras model; `save` is Keras writing its scratch copy."""
+
+    def __init__(self, fail: OSError | None = None) -> None:
+        self.fail = fail
+
+    def save(self, path: Path) -> None:
+        if self.fail:
+            raise self.fail
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("config.json", "{}")
+
+
+WRITERS = {
+    "write_bytes": lambda path: artifacts.write_bytes(path, b"new" * 1000),
+    "save_arrays": lambda path: artifacts.save_arrays(path, {"x": np.arange(1000)}),
+    "save_split": lambda path: artifacts.save_split(path, np.zeros((2, 28, 28), np.float32), np.arange(2)),
+    "save_json": lambda path: artifacts.save_json(path, {"test_accuracy": 0.5}),
+    "save_csv": lambda path: artifacts.save_csv(path, [{"actual": 1, "predicted": 2}]),
+    "save_history": lambda path: artifacts.save_history(path, [{"epoch": 1, "loss": 0.5}]),
+    "save_model": lambda path: models.save_model(ScratchModel(), path),
+}
+
+
+def half_then_full_disk(self, data):
+    """Path.write_bytes on a disk that fills up halfway through the temporary file."""
+    with open(self, "wb") as handle:
+        handle.write(data[: len(data) // 2])
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def refuse(errno_code):
+    def fail(*args, **kwargs):
+        raise OSError(errno_code, os.strerror(errno_code), str(args[-1]) if args else None)
+
+    return fail
+
+
+FAULTS = {  # where the write fails: (what to patch, its replacement, the message)
+    "disk-full-while-writing": ("pathlib.Path.write_bytes", half_then_full_disk, "No space left on device"),
+    "no-permission-to-create": ("tempfile.mkstemp", refuse(errno.EACCES), "Permission denied"),
+    "disk-full-on-rename": ("os.replace", refuse(errno.ENOSPC), "No space left on device"),
+    "read-only-on-rename": ("os.replace", refuse(errno.EROFS), "Read-only file system"),
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("writer", WRITERS)
+def test_a_failed_write_is_one_line_naming_the_path_and_keeps_the_old_file(tmp_path, monkeypatch, writer, fault):
+    path = tmp_path / "out" / "output.bin"
+    path.parent.mkdir()
+    path.write_bytes(b"the previous, complete output")
+    target, replacement, message = FAULTS[fault]
+    monkeypatch.setattr(target, replacement)
+    with pytest.raises(DataError) as raised:
+        WRITERS[writer](path)
+    monkeypatch.undo()
+    assert str(raised.value) == f"{path}: cannot write: {message}"
+    assert path.read_bytes() == b"the previous, complete output"
+    assert os.listdir(path.parent) == ["output.bin"]  # no temporary file left
+
+
+@pytest.mark.parametrize(
+    "error, line",
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), "error: No space left on device"),
+        (
+            PermissionError(errno.EACCES, "Permission denied", "/tmp/scratch/model.keras"),
+            "error: /tmp/scratch/model.keras: Permission denied",
+        ),
+    ],
+)
+def test_a_full_disk_outside_our_writers_is_still_one_line(capsys, error, line):
+    # Keras' scratch copy of a model (models.save_model) raises a bare OSError(28) when /tmp is full.
+    with pytest.raises(SystemExit) as exited:
+        cli.run(lambda: models.save_model(ScratchModel(fail=error), Path("models/model.keras")))
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == line + "\n"
+
+
+def test_an_oserror_that_is_a_bug_keeps_its_traceback():
+    with pytest.raises(FileNotFoundError):
+        cli.run(lambda: open("/nonexistent/input"))
+
+
+@slow
+def test_a_stage_whose_output_cannot_be_written_says_which_in_one_line(built_repo, tmp_path):
+    repo, target = built_repo, "metrics/metrics.json"
+    before = (repo / target).read_bytes()
+    if os.geteuid() == 0:  # root writes through a read-only directory: deny the write in the stage
+        environment = fault_env(faults.shim_dir(tmp_path / "shim"), FAULT_PATH=target, FAULT_MODE="deny")
+    else:
+        environment = faults.env()
+        (repo / "metrics").chmod(0o555)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "stages.evaluate"], cwd=repo, env=environment, capture_output=True, text=True
+        )
+    finally:
+        (repo / "metrics").chmod(0o755)
+    assert result.returncode == 1
+    assert result.stderr == f"error: {target}: cannot write: Permission denied\n"
+    assert (repo / target).read_bytes() == before
+    assert faults.temporaries(repo / "metrics") == []
+
+
+# --- a data file damaged by hand after dvc repro -----------------------------------------------
+
+
+def stage_error(repo: Path, stage: str) -> str:
+    result = run([sys.executable, "-m", f"stages.{stage}"], cwd=repo, check=False)
+    assert result.returncode == 1, result
+    return result.stderr
+
+
+@slow
+def test_a_truncated_raw_file_is_reported_and_checkout_restores_it(built_repo):
+    repo, raw = built_repo, built_repo / "data/raw/mnist.npz"
+    # A hand edit must not reach the cache: the workspace file is a copy (or a copy-on-write
+    # reflink), never a hardlink or symlink to the cached object.
+    assert run(["dvc", "config", "cache.type"], cwd=repo).stdout.strip() == "reflink,copy"
+    cached = repo / ".dvc/cache/files/md5" / faults.locked_md5(repo, "fetch", "data/raw/mnist.npz")[:2]
+    assert not raw.is_symlink() and raw.stat().st_ino not in {p.stat().st_ino for p in cached.iterdir()}
+
+    with open(raw, "r+b") as handle:  # in place, as an editor or a crashed copy would
+        handle.truncate(raw.stat().st_size // 2)
+    assert faults.bad_cache_objects(repo) == []
+    status = json.loads(run(["dvc", "status", "--json"], cwd=repo).stdout)
+    assert status["fetch"] == [{"changed outs": {"data/raw/mnist.npz": "modified"}}]
+
+    assert stage_error(repo, "preprocess") == (
+        "error: data/raw/mnist.npz: not a readable .npz (BadZipFile: File is not a zip file); "
+        "restore it with `dvc checkout --force` or rebuild it with `dvc repro`\n"
+    )
+    run(["dvc", "checkout", "--force"], cwd=repo)  # as the message says
+    assert json.loads(run(["dvc", "status", "--json"], cwd=repo).stdout) == {}
+    assert faults.md5(raw) == faults.locked_md5(repo, "fetch", "data/raw/mnist.npz")
+
+
+@slow
+def test_flipped_bytes_in_a_prepared_file_are_reported_and_repro_restores_it(built_repo, tmp_path):
+    repo, train = built_repo, built_repo / "data/prepared/train.npz"
+    middle = train.stat().st_size // 2
+    with open(train, "r+b") as handle:  # the archive still opens: only the pixels are wrong
+        handle.seek(middle)
+        flipped = bytes(b ^ 0xFF for b in handle.read(64))
+        handle.seek(middle)
+        handle.write(flipped)
+    status = json.loads(run(["dvc", "status", "--json"], cwd=repo).stdout)
+    assert status["preprocess"] == [{"changed outs": {"data/prepared/train.npz": "modified"}}]
+
+    # The zip's CRC-32 of each array catches it: train refuses before TensorFlow starts.
+    shims = faults.shim_dir(tmp_path / "shim", fake_tensorflow=True)
+    result = subprocess.run([sys.executable, "-m", "stages.train"], cwd=repo, env=fault_env(shims), capture_output=True, text=True)
+    assert result.returncode == 1 and not faults.tensorflow_imported(shims)
+    assert result.stderr == (
+        "error: data/prepared/train.npz: not a readable .npz (BadZipFile: Bad CRC-32 for file 'images.npy'); "
+        "restore it with `dvc checkout --force` or rebuild it with `dvc repro`\n"
+    )
+    assert_recovers(repo)
+    assert faults.md5(train) == faults.locked_md5(repo, "preprocess", "data/prepared/train.npz")
+
+
+# --- params.yaml: not YAML, a wrong type, an unknown key ----------------------------------------
+
+BAD_PARAMS = {  # a line replaced in params.yaml: (old, new, how the one line a stage prints starts)
+    # An unclosed [ is noticed on the next line, at the colon after its key.
+    "not-yaml": ("  epochs: 1", "  epochs: [1", "error: params.yaml: not valid YAML at line {next}, column "),
+    "wrong-type": ("  epochs: 1", "  epochs: ten", "error: params.yaml: train.epochs: expected an integer, got str 'ten'"),
+    "unknown-key": ("  epochs: 1", "  epochs: 1\n  epoch: 2", "error: params.yaml: unknown key train.epoch (known keys: "),
+}
+
+
+def break_params(repo: Path, fault: str) -> str:
+    """Break repo/params.yaml as BAD_PARAMS[fault] says; return the start of the expected line."""
+    old, new, line = BAD_PARAMS[fault]
+    lines = (repo / "params.yaml").read_text().splitlines()
+    index = lines.index(old)
+    lines[index] = new
+    (repo / "params.yaml").write_text("\n".join(lines) + "\n")
+    return line.format(next=index + 2)
+
+
+@pytest.mark.parametrize("fault", BAD_PARAMS)
+def test_bad_params_stop_a_stage_in_one_line_before_tensorflow(tmp_path, fault):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(ROOT / "params.yaml", repo / "params.yaml")
+    set_params(repo, **{"train.epochs": 1})
+    line = break_params(repo, fault)
+    shims = faults.shim_dir(tmp_path / "shim", fake_tensorflow=True)
+    result = subprocess.run([sys.executable, "-m", "stages.train"], cwd=repo, env=fault_env(shims), capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.startswith(line) and result.stderr.count("\n") == 1, result.stderr
+    assert not faults.tensorflow_imported(shims)
+
+
+def test_the_fake_tensorflow_catches_an_import(tmp_path):
+    """The check above can fail: a stage that reaches TensorFlow leaves the marker."""
+    shims = faults.shim_dir(tmp_path / "shim", fake_tensorflow=True)
+    code = "from pipeline.tf import tensorflow; tensorflow()"
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=fault_env(shims), capture_output=True, text=True)
+    assert result.returncode == 1 and faults.tensorflow_imported(shims)
+
+
+@slow
+@pytest.mark.parametrize("fault", BAD_PARAMS)
+def test_bad_params_under_dvc_repro(built_repo, tmp_path, fault):
+    line = break_params(built_repo, fault)
+    shims = faults.shim_dir(tmp_path / "shim", fake_tensorflow=True)
+    result = faults.Started(["dvc", "repro"], built_repo, tmp_path / "logs", fault_env(shims))
+    assert result.wait(120) != 0
+    assert not faults.tensorflow_imported(shims)
+    assert "Traceback" not in result.out() + result.err()
+    if fault == "not-yaml":
+        # DVC reads params.yaml itself first and refuses with its own message (several lines,
+        # with a caret under the spot); no stage starts.
+        assert "ERROR: unable to read: 'params.yaml', YAML file structure is corrupted" in result.err()
+        assert line.split("at ")[1] in result.err() and "Running stage" not in result.out()
+    else:
+        ours = [l for l in faults.stderr_lines(result.err()) if not l.startswith("ERROR: ")]
+        assert len(ours) == 1 and ours[0].startswith(line)
+        assert "ERROR: failed to reproduce 'train'" in result.err()
+
+
+# --- a model file that would run code on load --------------------------------------------------
+
+EVIL_MODEL = """
+import sys
+from pathlib import Path
+from pipeline.tf import keras
+
+marker = Path(sys.argv[2])
+payload = lambda x: (marker.touch(), x)[1]  # what an attacker's function would do on load
+evil = keras().Sequential([keras().Input(shape=(28, 28)), keras().layers.Flatten(), keras().layers.Lambda(payload),
+                           keras().layers.Dense(10, activation="softmax")])
+evil.save(sys.argv[1])
+marker.unlink()  # building the model called the payload; only a load may call it again
+"""
+
+
+@slow
+def test_a_model_that_runs_code_on_load_is_refused_by_evaluate_and_predict(built_repo, tmp_path):
+    repo, marker = built_repo, tmp_path / "payload-ran"
+    metrics = (repo / "metrics/metrics.json").read_bytes()
+    run([sys.executable, "-c", EVIL_MODEL, "models/model.keras", str(marker)], cwd=repo)
+    refusal = (
+        "error: models/model.keras: not a loadable Keras model (Requested the deserialization of a "
+        "`Lambda` layer whose `function` is a Python lambda."
+    )
+    evaluate = run([sys.executable, "-m", "stages.evaluate"], cwd=repo, check=False)
+    assert evaluate.returncode == 1
+    assert evaluate.stderr.startswith(refusal) and evaluate.stderr.count("\n") == 1
+    predict = run([sys.executable, "-m", "pipeline.predict", "examples", "--model", "models/model.keras"], cwd=repo, check=False)
+    assert predict.returncode == 1 and predict.stdout == ""
+    assert predict.stderr.startswith(refusal) and predict.stderr.count("\n") == 1
+    assert not marker.exists()
+    assert (repo / "metrics/metrics.json").read_bytes() == metrics
+
+
+# --- predict under load ------------------------------------------------------------------------
+
+
+def digit_files(directory: Path, count: int) -> Path:
+    """`count` 64x64 PNG digits, dark on light and light on dark (20 renderings, cycled)."""
+    import io
+
+    from tests.glyphs import glyph
+
+    rendered = []
+    for digit in range(10):
+        for dark_on_light in (True, False):
+            buffer = io.BytesIO()
+            glyph(digit, size=32, dark_on_light=dark_on_light).save(buffer, format="PNG")
+            rendered.append(buffer.getvalue())
+    directory.mkdir()
+    for index in range(count):
+        (directory / f"{index:05d}.png").write_bytes(rendered[index % len(rendered)])
+    return directory
+
+
+def predict_cost(image_dir: Path, warmup_dir: Path, model: Path) -> dict:
+    result = run([sys.executable, "-m", "tests.faults_helpers", str(image_dir), str(warmup_dir), str(model)], cwd=ROOT)
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+@slow
+def test_predict_streams_10000_images_in_bounded_memory(tmp_path):
+    model = tmp_path / "model.keras"
+    save = "from pipeline import models; from tests.glyphs import template_model; import sys; models.save_model(template_model(), sys.argv[1])"
+    run([sys.executable, "-c", save, str(model)], cwd=ROOT)
+    warmup = digit_files(tmp_path / "warmup", 256)
+    small = predict_cost(digit_files(tmp_path / "small", 1_000), warmup, model)
+    large = predict_cost(digit_files(tmp_path / "large", 10_000), warmup, model)
+    assert (small["code"], small["lines"]) == (0, 1_000) and (large["code"], large["lines"]) == (0, 10_000)
+    print(
+        f"\npredict, 10,000 64x64 PNG files: {10_000 / large['seconds']:.0f} images/s, peak RSS {large['peak_mb']:.0f} MB "
+        f"(+{large['growth_mb']:.1f} MB over the warm-up; 1,000 files: +{small['growth_mb']:.1f} MB)"
+    )
+    assert large["peak_mb"] / small["peak_mb"] < 1.5
+    # Ten times the images may not cost memory in proportion: holding every result (what the CLI
+    # did before it streamed) adds ~40 MB for 10,000.
+    assert large["growth_mb"] < small["growth_mb"] + 16
