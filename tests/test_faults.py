@@ -313,11 +313,20 @@ def test_a_failed_write_is_one_line_naming_the_path_and_keeps_the_old_file(tmp_p
     ],
 )
 def test_a_full_disk_outside_our_writers_is_still_one_line(capsys, error, line):
-    # Keras' scratch copy of a model (models.save_model) raises a bare OSError(28) when /tmp is full.
+    # e.g. a library's own scratch file; models.save_model names its path itself (test_models).
+    def main():
+        raise error
+
     with pytest.raises(SystemExit) as exited:
-        cli.run(lambda: models.save_model(ScratchModel(fail=error), Path("models/model.keras")))
+        cli.run(main)
     assert exited.value.code == 1
     assert capsys.readouterr().err == line + "\n"
+
+
+def test_a_full_disk_during_the_models_scratch_save_names_the_model(capsys):
+    with pytest.raises(SystemExit):
+        cli.run(lambda: models.save_model(ScratchModel(fail=OSError(errno.ENOSPC, "No space left")), Path("m.keras")))
+    assert re.fullmatch(r"error: m.keras: cannot write \(scratch copy in \S+\): No space left\n", capsys.readouterr().err)
 
 
 def test_an_oserror_that_is_a_bug_keeps_its_traceback():
