@@ -127,38 +127,34 @@ def read_npz(path: Path, keys: tuple[str, ...], hint: str = "") -> dict[str, np.
     if not Path(path).is_file():
         raise DataError(f"{path}: no such file{suffix}")
     try:
-        _check_sizes(path, keys, suffix)
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [key for key in keys if key not in npz.files]
+        with zipfile.ZipFile(path) as archive:
+            members = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
+            missing = [key for key in keys if key not in members]
             if missing:
                 raise DataError(
                     f"{path}: missing arrays {', '.join(missing)} "
-                    f"(expected {', '.join(keys)}, found {', '.join(npz.files) or 'none'}){suffix}"
+                    f"(expected {', '.join(keys)}, found {', '.join(members) or 'none'}){suffix}"
                 )
-            return {key: npz[key] for key in keys}
+            return {key: _read_member(archive, members[key], f"{path}: {key}", suffix) for key in keys}
     except DataError:
         raise
     except Exception as error:  # numpy and zipfile raise a dozen types for a damaged file
         raise DataError(f"{path}: not a readable .npz ({type(error).__name__}: {error}){suffix}") from None
 
 
-def _check_sizes(path: Path, keys: tuple[str, ...], suffix: str) -> None:
-    """Refuse an array whose header claims more bytes than its file holds, before numpy allocates."""
-    with zipfile.ZipFile(path) as archive:
-        members = {info.filename: info for info in archive.infolist()}
-        for key in keys:
-            info = members.get(f"{key}.npy")
-            if info is None:
-                continue  # reported as missing by the caller
-            with archive.open(info) as member:
-                major, _ = np.lib.format.read_magic(member)
-                read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-                shape, _, dtype = read_header(member)
-            claimed = math.prod(shape) * dtype.itemsize
-            if claimed > info.file_size:
-                raise DataError(
-                    f"{path}: {key}: header claims {claimed:,} bytes, the file holds {info.file_size:,}{suffix}"
-                )
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, suffix: str) -> np.ndarray:
+    """One .npy inside the archive, as np.load reads it, but only after checking its header:
+    numpy allocates the shape a header claims before reading, so a damaged one could ask for
+    any amount of memory."""
+    with archive.open(info) as member:
+        major, _ = np.lib.format.read_magic(member)
+        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(member)
+    claimed = math.prod(shape) * dtype.itemsize
+    if claimed > info.file_size:
+        raise DataError(f"{name}: header claims {claimed:,} bytes, the file holds {info.file_size:,}{suffix}")
+    with archive.open(info) as member:
+        return np.lib.format.read_array(member, allow_pickle=False)
 
 
 class _ArrayUnpickler(pickle.Unpickler):

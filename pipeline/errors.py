@@ -17,6 +17,10 @@ class DataError(PipelineError):
     """An input file is missing, truncated, malformed, or not the data it claims to be."""
 
 
+class ImageError(PipelineError):
+    """An input image is missing, unreadable, too small or too large, or holds no digit."""
+
+
 class RevisionError(PipelineError):
     """A git revision that does not exist, or git itself could not run."""
 

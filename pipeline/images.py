@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pipeline.errors import PipelineError
+from pipeline.errors import ImageError
 
 # Only these decoders are ever run on an input: fewer parsers exposed to untrusted bytes.
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
@@ -24,10 +24,6 @@ MAX_PIXELS_PER_BYTE = 1000
 MIN_SIDE = 8
 
 
-class ImageError(PipelineError):
-    """An input image is missing, unreadable, too small or too large, or holds no digit."""
-
-
 def image_files(directory: Path) -> list[Path]:
     """The images in `directory` (not its subdirectories), in name order."""
     return sorted(p for p in Path(directory).iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
@@ -38,7 +34,8 @@ def load_gray(path: Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
-    if path.stat().st_size == 0:
+    file_bytes = path.stat().st_size
+    if file_bytes == 0:
         raise ImageError(f"{path}: empty file")
     try:
         with warnings.catch_warnings():
@@ -46,14 +43,14 @@ def load_gray(path: Path) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path, formats=FORMATS) as image:
                 check_size(image.size, path)
-                check_density(image.size, path.stat().st_size, path)
+                check_density(image.size, file_bytes, path)
                 image.seek(0)  # the first frame of a GIF or a multi-page TIFF
                 image.load()
                 # Phones store portrait photos sideways with an EXIF note to turn them upright.
                 return to_gray(ImageOps.exif_transpose(image))
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image (expected PNG, JPEG, BMP, GIF, TIFF or WebP)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"{path}: too many pixels to decode safely; refusing it (a decompression bomb?)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         # Pillow reports truncated and corrupt data as any of these.

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from pipeline.images import ImageError
+from pipeline.errors import ImageError
 
 FIELD = 28
 BOX = 20
@@ -73,7 +73,7 @@ def _otsu(values: np.ndarray) -> float:
     with np.errstate(divide="ignore", invalid="ignore"):
         between = (total_mean * below / total - mean[:-1]) ** 2 / (below * above)
     between = np.nan_to_num(between)
-    return float(edges[1:][:-1][np.argmax(between)]) if between.any() else float(centres.mean())
+    return float(edges[1:-1][np.argmax(between)]) if between.any() else float(centres.mean())
 
 
 def _crop_digit(ink: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ normalised and classified in chunks, so any number of images runs in bounded mem
 costs one line naming it; the others are still classified, and the exit code says that one failed.
 """
 import argparse
+import dataclasses
 import io
 import itertools
 import json
@@ -45,11 +46,11 @@ class Prediction:
 
     @property
     def digit(self) -> int:
-        return self.ranked[0][0]
+        return int(np.argmax(self.probabilities))
 
     @property
     def confidence(self) -> float:
-        return self.ranked[0][1]
+        return float(np.max(self.probabilities))
 
 
 class Predictor:
@@ -91,7 +92,7 @@ class Predictor:
         ready = [p for p in prepared if p.error is None]
         probabilities = self.probabilities(np.stack([p.digit28 for p in ready])) if ready else []
         found = iter(probabilities)
-        return [p if p.error else Prediction(p.source, next(found), None, p.digit28) for p in prepared]
+        return [p if p.error else dataclasses.replace(p, probabilities=next(found)) for p in prepared]
 
 
 def _prepare(image: Any, index: int) -> Prediction:

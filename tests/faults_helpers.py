@@ -16,7 +16,7 @@ from typing import Callable
 
 import psutil
 
-from tests.conftest import BIN
+from tests.conftest import env
 
 # Python imports `sitecustomize` at start-up from PYTHONPATH. DVC imports it too, so it patches
 # nothing until `pipeline.artifacts` (which only a stage imports) is loaded, and only acts on the
@@ -91,16 +91,6 @@ def shim_dir(directory: Path, fake_tensorflow: bool = False) -> Path:
 
 def tensorflow_imported(directory: Path) -> bool:
     return (directory / "tensorflow-was-imported").exists()
-
-
-def env(**extra: str) -> dict[str, str]:
-    """The environment `tests.conftest.run` uses, plus `extra` (e.g. PYTHONPATH, FAULT_*)."""
-    return {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "DVC_NO_ANALYTICS": "1",
-        **extra,
-    }
 
 
 class Started:
