@@ -4,6 +4,9 @@ import errno
 import os
 import signal
 import sys
+import threading
+import time
+from pathlib import Path
 from typing import Callable
 
 from pipeline.errors import PipelineError
@@ -34,10 +37,39 @@ def run(main: Callable[[], None]) -> None:
 
 
 def stop_with_dvc() -> None:
-    """Under `dvc repro` (which sets DVC_STAGE), have Linux interrupt this stage if dvc dies.
+    """Under `dvc repro` (which sets DVC_STAGE), have this stage interrupted if dvc dies.
 
     A stage whose dvc was killed would otherwise train on as an orphan, then write outputs that
     no dvc.lock records while the next `dvc repro` rebuilds them. Elsewhere this does nothing.
     """
-    if "DVC_STAGE" in os.environ and sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+    if "DVC_STAGE" not in os.environ or not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+    # DVC runs `$SHELL -c cmd` (/bin/sh when SHELL is unset, as in CI and containers). bash
+    # replaces itself with the command, so the parent is dvc; dash forks and waits, so the parent
+    # is a shell that outlives dvc. Then watch the shell's parent instead.
+    shell = os.getppid()
+    if _executable(shell) == os.path.realpath(os.environ.get("SHELL") or "/bin/sh"):
+        dvc = _parent_of(shell)
+        threading.Thread(target=_interrupt_when_orphaned, args=(shell, dvc), daemon=True).start()
+
+
+def _executable(pid: int) -> str | None:
+    try:
+        return os.path.realpath(f"/proc/{pid}/exe", strict=True)
+    except OSError:
+        return None
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        # /proc/PID/stat is "pid (comm) state ppid ...", and comm may itself contain spaces.
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _interrupt_when_orphaned(shell: int, dvc: int | None, every: float = 0.5) -> None:
+    while _parent_of(shell) == dvc:
+        time.sleep(every)
+    os.kill(os.getpid(), signal.SIGINT)
