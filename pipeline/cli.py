@@ -17,9 +17,21 @@ ENVIRONMENT_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, err
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
+INTERRUPTED = "interrupted: no output was completed; run `dvc repro` again"
+INTERRUPT_GRACE = 3.0  # seconds for a KeyboardInterrupt to unwind before the process just exits
+
+
 def run(main: Callable[[], None]) -> None:
     """Call a stage's `main`; a PipelineError, a full disk or Ctrl-C ends the process with one line."""
-    stop_with_dvc()
+    interrupt = Interrupt()
+    # A shell starts background jobs with SIGINT ignored; they stay deaf to Ctrl-C.
+    listening = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
+    if listening:
+        signal.signal(signal.SIGINT, interrupt)
+    stop_with_dvc(signal.SIGINT if listening else signal.SIGTERM)
     try:
         main()
     except PipelineError as error:
@@ -32,26 +44,62 @@ def run(main: Callable[[], None]) -> None:
         print(f"error: {where}{error.strerror}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        print("interrupted: no output was completed; run `dvc repro` again", file=sys.stderr)
+        interrupt.report()
         sys.exit(130)
+    finally:
+        if listening:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def stop_with_dvc() -> None:
-    """Under `dvc repro` (which sets DVC_STAGE), have this stage interrupted if dvc dies.
+class Interrupt:
+    """A SIGINT handler that raises KeyboardInterrupt once, and ends the process if it is lost.
+
+    Python can lose a KeyboardInterrupt raised inside library code that clears errors, and
+    TensorFlow calls back into Python from C++ all through training: about 1 Ctrl-C in 40 let
+    training run on to the end. So a watchdog exits on its own after INTERRUPT_GRACE seconds.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.armed = False
+        self.reported = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        with self.lock:
+            if self.armed:
+                return  # a second Ctrl-C must not interrupt the first one's unwinding
+            self.armed = True
+        threading.Thread(target=self.exit_later, daemon=True).start()
+        raise KeyboardInterrupt
+
+    def exit_later(self) -> None:
+        time.sleep(INTERRUPT_GRACE)
+        self.report()
+        os._exit(130)
+
+    def report(self) -> None:
+        with self.lock:
+            if not self.reported:
+                print(INTERRUPTED, file=sys.stderr, flush=True)
+            self.reported = True
+
+
+def stop_with_dvc(death_signal: int = signal.SIGINT) -> None:
+    """Under `dvc repro` (which sets DVC_STAGE), have this stage get `death_signal` if dvc dies.
 
     A stage whose dvc was killed would otherwise train on as an orphan, then write outputs that
     no dvc.lock records while the next `dvc repro` rebuilds them. Elsewhere this does nothing.
     """
     if "DVC_STAGE" not in os.environ or not sys.platform.startswith("linux"):
         return
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, death_signal)
     # DVC runs `$SHELL -c cmd` (/bin/sh when SHELL is unset, as in CI and containers). bash
     # replaces itself with the command, so the parent is dvc; dash forks and waits, so the parent
     # is a shell that outlives dvc. Then watch the shell's parent instead.
     shell = os.getppid()
     if _executable(shell) == os.path.realpath(os.environ.get("SHELL") or "/bin/sh"):
         dvc = _parent_of(shell)
-        threading.Thread(target=_interrupt_when_orphaned, args=(shell, dvc), daemon=True).start()
+        threading.Thread(target=_interrupt_when_orphaned, args=(shell, dvc, death_signal), daemon=True).start()
 
 
 def _executable(pid: int) -> str | None:
@@ -69,7 +117,7 @@ def _parent_of(pid: int) -> int | None:
         return None
 
 
-def _interrupt_when_orphaned(shell: int, dvc: int | None, every: float = 0.5) -> None:
+def _interrupt_when_orphaned(shell: int, dvc: int | None, death_signal: int, every: float = 0.5) -> None:
     while _parent_of(shell) == dvc:
         time.sleep(every)
-    os.kill(os.getpid(), signal.SIGINT)
+    os.kill(os.getpid(), death_signal)

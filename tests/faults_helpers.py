@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import psutil
 
@@ -96,12 +96,14 @@ def tensorflow_imported(directory: Path) -> bool:
 class Started:
     """A process started in its own session (as a terminal starts a job), output sent to files."""
 
-    def __init__(self, args: list[str], cwd: Path, logs: Path, environment: dict[str, str] | None = None):
+    def __init__(
+        self, args: list[str], cwd: Path, logs: Path, environment: dict[str, str] | None = None, **popen: Any
+    ):
         logs.mkdir(parents=True, exist_ok=True)
         self.out_path, self.err_path = logs / "stdout", logs / "stderr"
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
             self.process = subprocess.Popen(
-                args, cwd=cwd, env=environment or env(), stdout=out, stderr=err, start_new_session=True
+                args, cwd=cwd, env=environment or env(), stdout=out, stderr=err, start_new_session=True, **popen
             )
         self.started = time.monotonic()
 

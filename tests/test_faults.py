@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 import zipfile
 from pathlib import Path
@@ -32,7 +33,7 @@ slow = pytest.mark.slow
 
 # Enough epochs at batch 16 that a signal sent after the first epoch's line lands mid-training.
 LONG_TRAINING = {"train.epochs": 30, "train.batch_size": 16}
-INTERRUPTED = "interrupted: no output was completed; run `dvc repro` again"
+INTERRUPTED = cli.INTERRUPTED
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +215,71 @@ def test_ctrl_c_during_training_stops_within_seconds_with_one_line(built_repo, t
     assert_no_model(built_repo)
     assert_recovers(built_repo)
 
+
+
+@pytest.fixture
+def start_stage(tmp_path):
+    """Start a process running `cli.run(main)` for the `main` in a snippet; return once it prints "ready"."""
+    started = []
+
+    def start(body: str, **popen: object) -> faults.Started:
+        code = f"import time\nfrom pipeline import cli\n{textwrap.dedent(body)}\ncli.run(main)\n"
+        environment = faults.env(PYTHONPATH=str(ROOT))
+        started.append(faults.Started([sys.executable, "-c", code], ROOT, tmp_path / "logs", environment, **popen))
+        started[-1].wait_for(lambda: "ready" in started[-1].out(), 30, "ready")
+        return started[-1]
+
+    yield start
+    for stage in started:
+        stage.stop()
+
+
+def test_ctrl_c_ends_the_stage_even_when_the_keyboardinterrupt_is_lost(start_stage):
+    # Python loses a KeyboardInterrupt raised inside code that clears errors: here, on purpose.
+    stage = start_stage("""
+        def main():
+            print("ready", flush=True)
+            while True:
+                try:
+                    time.sleep(0.01)
+                except KeyboardInterrupt:
+                    pass
+    """)
+    os.kill(stage.pid, signal.SIGINT)
+    assert stage.wait(30) == 130
+    assert stage.err() == INTERRUPTED + "\n"
+
+
+def test_a_second_ctrl_c_does_not_break_the_first_ones_cleanup(start_stage):
+    stage = start_stage("""
+        def main():
+            try:
+                print("ready", flush=True)
+                time.sleep(60)
+            finally:
+                print("cleaning up", flush=True)
+                time.sleep(1)
+                print("cleaned up", flush=True)
+    """)
+    os.kill(stage.pid, signal.SIGINT)
+    stage.wait_for(lambda: "cleaning up" in stage.out(), 30, "the cleanup")
+    os.kill(stage.pid, signal.SIGINT)
+    assert stage.wait(30) == 130
+    assert "cleaned up" in stage.out() and stage.err() == INTERRUPTED + "\n"
+
+
+def test_a_stage_started_with_sigint_ignored_keeps_ignoring_it(start_stage):
+    # What a shell without job control does to `cmd &`: Ctrl-C in the terminal is not for it.
+    ignore = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
+    stage = start_stage("""
+        def main():
+            print("ready", flush=True)
+            time.sleep(1)
+            print("finished", flush=True)
+    """, preexec_fn=ignore)
+    os.kill(stage.pid, signal.SIGINT)
+    assert stage.wait(30) == 0
+    assert "finished" in stage.out() and stage.err() == ""
 
 # --- two dvc repro at once ---------------------------------------------------------------------
 
