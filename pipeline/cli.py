@@ -15,8 +15,6 @@ from pipeline.errors import PipelineError
 # naming their file; this catches the rest, e.g. Keras saving its scratch copy of a model.
 ENVIRONMENT_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-
-
 INTERRUPTED = "interrupted: no output was completed; run `dvc repro` again"
 INTERRUPT_GRACE = 3.0  # seconds for a KeyboardInterrupt to unwind before the process just exits
 

@@ -7,6 +7,7 @@ file or parameter costs one line naming it, with no traceback; a model that woul
 load is refused; predict streams any number of images in bounded memory.
 """
 import errno
+import functools
 import json
 import os
 import re
@@ -270,13 +271,12 @@ def test_a_second_ctrl_c_does_not_break_the_first_ones_cleanup(start_stage):
 
 def test_a_stage_started_with_sigint_ignored_keeps_ignoring_it(start_stage):
     # What a shell without job control does to `cmd &`: Ctrl-C in the terminal is not for it.
-    ignore = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
     stage = start_stage("""
         def main():
             print("ready", flush=True)
             time.sleep(1)
             print("finished", flush=True)
-    """, preexec_fn=ignore)
+    """, preexec_fn=functools.partial(signal.signal, signal.SIGINT, signal.SIG_IGN))
     os.kill(stage.pid, signal.SIGINT)
     assert stage.wait(30) == 0
     assert "finished" in stage.out() and stage.err() == ""
