@@ -150,10 +150,10 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, suf
         major, _ = np.lib.format.read_magic(member)
         read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
         shape, _, dtype = read_header(member)
-    claimed = math.prod(shape) * dtype.itemsize
-    if claimed > info.file_size:
-        raise DataError(f"{name}: header claims {claimed:,} bytes, the file holds {info.file_size:,}{suffix}")
-    with archive.open(info) as member:
+        claimed = math.prod(shape) * dtype.itemsize
+        if claimed > info.file_size:
+            raise DataError(f"{name}: header claims {claimed:,} bytes, the file holds {info.file_size:,}{suffix}")
+        member.seek(0)  # back over the header only: read_array parses it again itself
         return np.lib.format.read_array(member, allow_pickle=False)
 
 

@@ -1,7 +1,10 @@
 """Shared test helpers: the repo root, and a shrunken copy of the pipeline in a temporary git repo."""
+import json
 import os
+import re
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +56,27 @@ def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedP
 def set_params(repo: Path, **changes: object) -> None:
     """Set dotted keys in repo/params.yaml, e.g. set_params(repo, **{"train.epochs": 2})."""
     repo_copy.set_params(repo, changes)
+
+
+def dvc_status(repo: Path) -> dict:
+    """`dvc status --json` parsed: {} when everything is up to date."""
+    return json.loads(run(["dvc", "status", "--json"], cwd=repo).stdout)
+
+
+def ran_stages(output: str) -> list[str]:
+    """The stages a `dvc repro` ran, in order, from its output."""
+    return re.findall(r"Running stage '(\w+)'", output)
+
+
+def peak_allocation(call) -> int:
+    """Peak bytes allocated (Python and numpy) while `call` runs."""
+    tracemalloc.start()
+    try:
+        call()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
 
 
 def make_pipeline_repo(destination: Path) -> Path:

@@ -6,7 +6,6 @@ a test sets for the `dvc repro` or `python -m stages.<name>` it starts.
 """
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -186,10 +185,6 @@ def bad_cache_objects(repo: Path) -> list[str]:
         elif hashlib.md5(path.read_bytes()).hexdigest() != expected:
             bad.append(f"{path.relative_to(repo)}: content does not match its name")
     return bad
-
-
-def cache_objects(repo: Path) -> int:
-    return len(list((repo / ".dvc/cache/files/md5").glob("*/*")))
 
 
 def temporaries(directory: Path) -> list[str]:

@@ -7,14 +7,10 @@ import numpy as np
 import pytest
 
 from pipeline import datasets, fetch
-from tests.conftest import run, set_params
+from tests.conftest import ran_stages, run, set_params
 
 pytestmark = pytest.mark.slow
 ALL_STAGES = ["fetch", "preprocess", "train", "evaluate", "plot"]
-
-
-def ran_stages(output: str) -> list[str]:
-    return re.findall(r"Running stage '(\w+)'", output)
 
 
 def test_repro_rebuilds_only_what_changed(pipeline_repo):

@@ -27,7 +27,7 @@ import pytest
 from pipeline import artifacts, cli, models
 from pipeline.errors import DataError
 from tests import faults_helpers as faults
-from tests.conftest import ROOT, make_pipeline_repo, run, set_params
+from tests.conftest import ROOT, dvc_status, env, make_pipeline_repo, ran_stages, run, set_params
 
 pytestmark = pytest.mark.faults
 slow = pytest.mark.slow
@@ -53,13 +53,13 @@ def built_repo(built_template, tmp_path) -> Path:
 def assert_recovers(repo: Path) -> subprocess.CompletedProcess:
     """The promise after any fault: `dvc repro` finishes, status is clean, the cache intact."""
     result = run(["dvc", "repro"], cwd=repo)
-    assert json.loads(run(["dvc", "status", "--json"], cwd=repo).stdout) == {}
+    assert dvc_status(repo) == {}
     assert faults.bad_cache_objects(repo) == []
     return result
 
 
 def fault_env(shims: Path, **extra: str) -> dict[str, str]:
-    return faults.env(PYTHONPATH=f"{shims}{os.pathsep}{ROOT}", **extra)
+    return env(PYTHONPATH=f"{shims}{os.pathsep}{ROOT}", **extra)
 
 
 # --- a stage killed mid-write (SIGKILL) ------------------------------------------------------
@@ -110,7 +110,7 @@ def test_sigkill_mid_write_of_a_stage_run_by_hand_keeps_the_previous_file(built_
     # train.npz was rewritten with the same bytes, val.npz never replaced, test.npz not reached:
     # all three are the complete files dvc.lock records, so there is nothing to redo.
     assert {name: faults.md5(repo / f"data/prepared/{name}.npz") for name in before} == before
-    assert json.loads(run(["dvc", "status", "--json"], cwd=repo).stdout) == {}
+    assert dvc_status(repo) == {}
     assert len(faults.temporaries(repo / "data/prepared")) == 1
     assert faults.bad_cache_objects(repo) == []
 
@@ -135,7 +135,7 @@ SHELLS = pytest.mark.parametrize("shell", ["/bin/bash", "/bin/sh"], ids=["bash",
 
 def start_long_training(repo: Path, logs: Path, shell: str) -> faults.Started:
     set_params(repo, **LONG_TRAINING)
-    repro = faults.Started(["dvc", "repro"], repo, logs, faults.env(SHELL=shell))
+    repro = faults.Started(["dvc", "repro"], repo, logs, env(SHELL=shell))
     repro.wait_for(lambda: faults.EPOCH_LINE.search(repro.out()), 180, "the first epoch")
     return repro
 
@@ -191,7 +191,7 @@ def test_sigkill_of_dvc_during_training_stops_the_stage_too(built_repo, tmp_path
     assert f"(Pid {repro.pid})" in recovered.stderr and "had been killed" in recovered.stderr
     assert faults.locked_pids(built_repo) <= {repro.pid} and not psutil.pid_exists(repro.pid)
     run(["dvc", "repro", "--force", "--single-item", "preprocess"], cwd=built_repo)
-    assert json.loads(run(["dvc", "status", "--json"], cwd=built_repo).stdout) == {}
+    assert dvc_status(built_repo) == {}
 
 
 @slow
@@ -225,7 +225,7 @@ def start_stage(tmp_path):
 
     def start(body: str, **popen: object) -> faults.Started:
         code = f"import time\nfrom pipeline import cli\n{textwrap.dedent(body)}\ncli.run(main)\n"
-        environment = faults.env(PYTHONPATH=str(ROOT))
+        environment = env(PYTHONPATH=str(ROOT))
         started.append(faults.Started([sys.executable, "-c", code], ROOT, tmp_path / "logs", environment, **popen))
         started[-1].wait_for(lambda: "ready" in started[-1].out(), 30, "ready")
         return started[-1]
@@ -307,8 +307,8 @@ def test_two_repros_at_once_one_runs_the_other_fails_fast(built_repo, tmp_path):
     ), loser.err()
     assert loser_seconds < 10, loser_seconds
     assert "Running stage" not in loser.out()
-    assert re.findall(r"Running stage '(\w+)'", winner.out()) == ["train", "evaluate", "plot"]
-    assert json.loads(run(["dvc", "status", "--json"], cwd=built_repo).stdout) == {}
+    assert ran_stages(winner.out()) == ["train", "evaluate", "plot"]
+    assert dvc_status(built_repo) == {}
     assert faults.bad_cache_objects(built_repo) == []
 
 
@@ -416,7 +416,7 @@ def test_a_stage_whose_output_cannot_be_written_says_which_in_one_line(built_rep
     if os.geteuid() == 0:  # root writes through a read-only directory: deny the write in the stage
         environment = fault_env(faults.shim_dir(tmp_path / "shim"), FAULT_PATH=target, FAULT_MODE="deny")
     else:
-        environment = faults.env()
+        environment = env()
         (repo / "metrics").chmod(0o555)
     try:
         result = subprocess.run(
@@ -451,7 +451,7 @@ def test_a_truncated_raw_file_is_reported_and_checkout_restores_it(built_repo):
     with open(raw, "r+b") as handle:  # in place, as an editor or a crashed copy would
         handle.truncate(raw.stat().st_size // 2)
     assert faults.bad_cache_objects(repo) == []
-    status = json.loads(run(["dvc", "status", "--json"], cwd=repo).stdout)
+    status = dvc_status(repo)
     assert status["fetch"] == [{"changed outs": {"data/raw/mnist.npz": "modified"}}]
 
     assert stage_error(repo, "preprocess") == (
@@ -459,7 +459,7 @@ def test_a_truncated_raw_file_is_reported_and_checkout_restores_it(built_repo):
         "restore it with `dvc checkout --force` or rebuild it with `dvc repro`\n"
     )
     run(["dvc", "checkout", "--force"], cwd=repo)  # as the message says
-    assert json.loads(run(["dvc", "status", "--json"], cwd=repo).stdout) == {}
+    assert dvc_status(repo) == {}
     assert faults.md5(raw) == faults.locked_md5(repo, "fetch", "data/raw/mnist.npz")
 
 
@@ -472,7 +472,7 @@ def test_flipped_bytes_in_a_prepared_file_are_reported_and_repro_restores_it(bui
         flipped = bytes(b ^ 0xFF for b in handle.read(64))
         handle.seek(middle)
         handle.write(flipped)
-    status = json.loads(run(["dvc", "status", "--json"], cwd=repo).stdout)
+    status = dvc_status(repo)
     assert status["preprocess"] == [{"changed outs": {"data/prepared/train.npz": "modified"}}]
 
     # The zip's CRC-32 of each array catches it: train refuses before TensorFlow starts.

@@ -5,7 +5,6 @@ valid result; never another exception, a hang, or an allocation far beyond the i
 """
 import io
 import time
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ from pipeline import datasets, images
 from pipeline.errors import DataError
 from pipeline.images import ImageError
 from tests.builders import idx_bytes
+from tests.conftest import peak_allocation
 
 # Timing is checked in assert_only, outside tracemalloc, which slows some decoders 100-fold.
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -40,17 +40,6 @@ def mutated(draw, original: bytes) -> bytes:
         else:
             data[position:position] = draw(st.binary(min_size=1, max_size=16))
     return bytes(data)
-
-
-def peak_allocation(call) -> int:
-    """Peak bytes allocated (Python and numpy) while `call` runs."""
-    tracemalloc.start()
-    try:
-        call()
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return peak
 
 
 def assert_only(error_type, call, size: int) -> None:

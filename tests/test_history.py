@@ -1,6 +1,5 @@
 """Accuracy history over a temporary git repo of hand-written runs: rows, params changed, the PNG."""
 import io
-import os
 import re
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from PIL import Image
 
 from pipeline import history
 from pipeline.errors import RevisionError
-from tests.conftest import ROOT
+from tests.conftest import ROOT, env
 from tests.revision_repos import commit, metrics, write_run
 
 MLP = {"seed": 42, "train": {"model": "mlp", "epochs": 15}}
@@ -106,8 +105,7 @@ def test_main_is_the_default_not_the_checked_out_branch(repo, capsys):
 def test_unknown_revision_is_one_line(repo):
     with pytest.raises(RevisionError, match="unknown revision 'nope'"):
         history.main(["--rev", "nope"])
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-m", "pipeline.history", "--rev", "nope"],
-                            env=env, capture_output=True, text=True)  # fmt: skip
+                            env=env(PYTHONPATH=str(ROOT)), capture_output=True, text=True)  # fmt: skip
     assert result.returncode == 1
     assert result.stderr == "error: unknown revision 'nope': not a commit in this repository\n"

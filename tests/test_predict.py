@@ -87,7 +87,7 @@ def test_json_reports_errors_as_objects(model_path, tmp_path, capsys):
     assert record["path"].endswith("junk.jpg") and "junk.jpg" in record["error"]
 
 
-def test_save_preprocessed_writes_what_the_model_saw(model_path, digits_dir, tmp_path, capsys):
+def test_save_preprocessed_writes_what_the_model_saw(model_path, digits_dir, tmp_path):
     out_dir = tmp_path / "seen"
     assert predict.main([str(digits_dir), "--model", str(model_path), "--save-preprocessed", str(out_dir)]) == 0
     saved = sorted(p.name for p in out_dir.iterdir())

@@ -5,7 +5,6 @@ out); the slow one trains twice with different params and reads the real runs.
 """
 import io
 import json
-import os
 import re
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from PIL import Image
 
 from pipeline import report
 from pipeline.errors import CheckFailed, DataError, RevisionError
-from tests.conftest import ROOT, run, set_params
+from tests.conftest import ROOT, env, run, set_params
 from tests.revision_repos import commit, metrics, write_run
 
 PARAMS = {"seed": 42, "train": {"model": "mlp", "epochs": 1, "learning_rate": 0.004}}
@@ -125,10 +124,9 @@ def test_missing_baseline_is_reported_not_a_crash(two_commits):
     report.main(["--base", "HEAD", "--head", "HEAD", "--out", "R"])  # leaves base figures behind
     (two_commits / "README.md").write_text("before any metrics\n")
     subprocess.run(["git", "rm", "-rq", "metrics"], cwd=two_commits, check=True)
-    commit(two_commits, "metrics removed")
+    head_sha = commit(two_commits, "metrics removed")[:7]
     report.main(["--base", "HEAD", "--head", "HEAD~1", "--out", "R", "--max-drop", "0"])
     text = (two_commits / "R/report.md").read_text()
-    head_sha = subprocess.run(["git", "rev-parse", "--short=7", "HEAD"], capture_output=True, text=True).stdout.strip()
     assert f"## No baseline metrics at `HEAD` ({head_sha})" in text
     assert "**Accuracy check passed**: no baseline test accuracy to compare with" in text
     assert "Digits whose" not in text
@@ -144,10 +142,10 @@ def test_head_without_metrics_is_an_error(two_commits):
 def test_unknown_revision_is_one_line_and_exit_1(two_commits):
     with pytest.raises(RevisionError, match="unknown revision 'no-such-branch'"):
         report.main(["--base", "no-such-branch"])
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # the temporary repo has no pipeline/ of its own
     result = subprocess.run(
         [sys.executable, "-m", "pipeline.report", "--base", "no-such-branch"],
-        cwd=two_commits, env=env, capture_output=True, text=True,
+        cwd=two_commits, env=env(PYTHONPATH=str(ROOT)),  # the temporary repo has no pipeline/ of its own
+        capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 1
     assert result.stderr == "error: unknown revision 'no-such-branch': not a commit in this repository\n"
@@ -160,12 +158,10 @@ def test_report_on_two_real_runs(pipeline_repo):
     default_rate = 0.004
     set_params(pipeline_repo, **{"train.learning_rate": 0.0001})
     run(["dvc", "repro"], cwd=pipeline_repo)
-    run(["git", "add", "-A"], cwd=pipeline_repo)
-    run(["git", "commit", "-qm", "tiny learning rate"], cwd=pipeline_repo)
+    commit(pipeline_repo, "tiny learning rate")
     set_params(pipeline_repo, **{"train.learning_rate": default_rate})
     run(["dvc", "repro"], cwd=pipeline_repo)
-    run(["git", "add", "-A"], cwd=pipeline_repo)
-    run(["git", "commit", "-qm", "default learning rate"], cwd=pipeline_repo)
+    commit(pipeline_repo, "default learning rate")
 
     def accuracy(rev: str) -> float:
         shown = run(["git", "show", f"{rev}:metrics/metrics.json"], cwd=pipeline_repo).stdout

@@ -4,25 +4,17 @@ Each clone is a separate directory with its own DVC cache, as a teammate's or a 
 the remote is a plain directory, as on a shared drive.
 """
 import json
-import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import make_pipeline_repo, run, set_params
+from tests import repo_copy
+from tests.conftest import dvc_status, make_pipeline_repo, ran_stages, run, set_params
 
 pytestmark = pytest.mark.slow
 CACHED = ["data/raw/mnist.npz", "data/prepared/train.npz", "data/prepared/val.npz",
           "data/prepared/test.npz", "models/model.keras"]  # fmt: skip
-
-
-def ran_stages(output: str) -> list[str]:
-    return re.findall(r"Running stage '(\w+)'", output)
-
-
-def status(repo: Path) -> dict:
-    return json.loads(run(["dvc", "status", "--json"], cwd=repo).stdout)
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +24,7 @@ def published(tmp_path_factory) -> Path:
     repo = make_pipeline_repo(base / "A")
     run(["dvc", "remote", "add", "-d", "-f", "shared", str(base / "remote")], cwd=repo)  # -f: main may have one
     run(["dvc", "repro"], cwd=repo)
-    run(["git", "add", "-A"], cwd=repo)
-    run(["git", "commit", "-qm", "run, with a shared remote"], cwd=repo)
+    repo_copy.commit_all(repo, "run, with a shared remote")
     assert "files pushed" in run(["dvc", "push"], cwd=repo).stdout
     return repo
 
@@ -43,7 +34,7 @@ def test_pull_gives_a_clone_the_same_artifacts_without_running_anything(publishe
     run(["git", "clone", "-q", str(published), str(clone)], cwd=tmp_path)
     assert not (clone / ".dvc/cache").exists() and not (clone / "models/model.keras").exists()
     run(["dvc", "pull"], cwd=clone)
-    assert status(clone) == {}
+    assert dvc_status(clone) == {}
     for path in CACHED:
         assert (clone / path).read_bytes() == (published / path).read_bytes(), path
     assert ran_stages(run(["dvc", "repro"], cwd=clone).stdout) == []
@@ -63,7 +54,7 @@ def test_repro_pull_allow_missing_fetches_only_what_a_change_needs(published, tm
     assert (clone / "data/prepared/train.npz").read_bytes() == (published / "data/prepared/train.npz").read_bytes()
     assert not (clone / "models/model.keras").exists()  # train and evaluate were skipped, not pulled
     run(["dvc", "pull"], cwd=clone)
-    assert status(clone) == {}
+    assert dvc_status(clone) == {}
 
 
 def test_from_scratch_twice_gives_identical_lock_and_metrics(published, tmp_path):
@@ -82,7 +73,7 @@ def test_uptodate_tells_stale_results_from_absent_data(published, tmp_path):
     """What CI asks before rebuilding: a clone without data is up to date; an unrun change is not."""
     clone = tmp_path / "E"
     run(["git", "clone", "-q", str(published), str(clone)], cwd=tmp_path)
-    assert status(clone) != {}  # every cached output is missing here...
+    assert dvc_status(clone) != {}  # every cached output is missing here...
     run(["python", "-m", "pipeline.uptodate"], cwd=clone)  # ...which is not a change
     set_params(clone, **{"train.epochs": 2})
     result = run(["python", "-m", "pipeline.uptodate"], cwd=clone, check=False)
