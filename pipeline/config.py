@@ -1,7 +1,9 @@
 """params.yaml loaded into frozen, validated dataclasses.
 
 params.yaml is the only home of hyperparameters: every key is required here and has no default
-in code. Loading imports nothing heavy, so a typo stops a stage before TensorFlow starts.
+in code. Loading imports nothing heavy, so a typo stops a stage before TensorFlow starts. The YAML
+is read exactly as DVC reads it (see `parse_yaml`), so a stage trains on the values that
+`dvc params diff` shows and `dvc exp run -S` writes.
 """
 import dataclasses
 import typing
@@ -9,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ruamel.yaml import YAML, YAMLError
 
 from pipeline import paths
 from pipeline.errors import ConfigError
@@ -17,6 +19,9 @@ from pipeline.errors import ConfigError
 MODELS = ("mlp", "cnn", "deep_cnn")
 SCHEDULES = ("constant", "cosine")
 DISTRIBUTE = ("auto", "off")
+# Upper bounds: an integer with none reaches TensorFlow, which dies with a traceback on 2**63.
+MAX_EPOCHS = 1000  # the reference run takes 15; a thousand is past any use, so more is a typo
+TRAINING_IMAGES = 60_000  # MNIST's training set: no batch can be larger
 
 
 @dataclass(frozen=True)
@@ -67,8 +72,8 @@ CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "preprocess.val_fraction": (lambda v: 0 < v < 1, "a number in (0, 1)"),
     "train.model": (lambda v: v in MODELS, f"one of {', '.join(MODELS)}"),
     "train.width": (lambda v: 1 <= v <= 8, "an integer in [1, 8]"),
-    "train.epochs": (lambda v: v >= 1, "an integer >= 1"),
-    "train.batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "train.epochs": (lambda v: 1 <= v <= MAX_EPOCHS, f"an integer in [1, {MAX_EPOCHS}]"),
+    "train.batch_size": (lambda v: 1 <= v <= TRAINING_IMAGES, f"an integer in [1, {TRAINING_IMAGES}]"),
     "train.learning_rate": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
     "train.schedule": (lambda v: v in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
     "train.dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
@@ -91,14 +96,27 @@ def load(path: Path = paths.PARAMS) -> Params:
 
 
 def parse(text: str, source: str = "params.yaml") -> Params:
+    return _build(Params, parse_yaml(text, source), "", source)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """`text` read exactly as DVC reads params.yaml (3.67, dvc/utils/serialize/_yaml.py:
+    `YAML(typ="safe").load`); ConfigError with the line and column if it is not YAML.
+
+    Every reader of params.yaml must use this. It is YAML 1.2: `off`, `yes` and `no` are strings
+    and `010` is 10, where PyYAML's YAML 1.1 reads False, True, False and 8, so a stage would
+    train on values that `dvc params diff` does not show. Duplicate keys are refused, as
+    `dvc repro` refuses them, instead of the last one silently winning.
+    """
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
+        return YAML(typ="safe").load(text)
+    except YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or "parse error"
-        raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
-    return _build(Params, raw, "", source)
+        # ruamel's `problem` is the one line that says what is wrong; errors without one (a
+        # control character) say it in their first line.
+        problem = getattr(error, "problem", None) or (str(error).splitlines() or ["parse error"])[0]
+        raise ConfigError(f"{source}: not valid YAML{where}: {' '.join(problem.split())}") from None
 
 
 def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
@@ -125,12 +143,8 @@ def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
 
 
 def _convert(value: Any, kind: type, key: str, source: str) -> Any:
-    if kind is float and isinstance(value, str):
-        # YAML 1.1 reads `1e-3` as a string, and DVC writes numbers in that form with `-S`.
-        try:
-            value = float(value)
-        except ValueError:
-            pass
+    # No string is taken as a number: YAML 1.2 reads `1e-3` as one, and a quoted '1e-3' is a
+    # string to DVC too, so converting it would train on a value `dvc params diff` shows as text.
     ok = {
         int: isinstance(value, int) and not isinstance(value, bool),
         float: isinstance(value, (int, float)) and not isinstance(value, bool),

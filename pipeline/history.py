@@ -6,7 +6,8 @@ Reads metrics/metrics.json and params.yaml at each commit of REV's first-parent 
 metrics/metrics.json: both are tracked by git, so nothing is retrained or pulled. Prints a table,
 newest first (commit, date, subject, test accuracy and loss, epochs, parameter count, and the
 params that differ from the row below), and writes a PNG of test accuracy over the same commits,
-oldest to newest.
+oldest to newest. A commit whose params.yaml cannot be read is marked as such, not fatal: its
+reason goes to stderr.
 """
 import argparse
 import math
@@ -28,7 +29,7 @@ RIGHT = (False, False, False, True, True, True, True, False)
 class Entry:
     commit: revisions.Commit
     metrics: dict
-    params: dict | None
+    params: dict | revisions.Unreadable | None
 
 
 def entries(rev: str, limit: int) -> list[Entry]:
@@ -38,16 +39,21 @@ def entries(rev: str, limit: int) -> list[Entry]:
     for commit in revisions.log(rev, paths.METRICS):
         metrics = revisions.read_json(commit.sha, paths.METRICS)
         if isinstance(metrics, dict):  # a commit that deleted the file has none
-            found.append(Entry(commit, metrics, revisions.read_yaml(commit.sha, paths.PARAMS)))
+            found.append(Entry(commit, metrics, revisions.read_params(commit.sha, paths.PARAMS)))
         if len(found) > limit:
             break
     return found
 
 
 def params_changed(newer: Entry, older: Entry | None) -> str:
-    """`train.model=cnn, train.epochs=10`: dotted keys whose value differs from `older`."""
+    """`train.model=cnn, train.epochs=10`: dotted keys whose value differs from `older`, or a
+    marker where either side's params.yaml is unreadable."""
+    if isinstance(newer.params, revisions.Unreadable):
+        return revisions.UNREADABLE
     if older is None:
         return "(first)"
+    if isinstance(older.params, revisions.Unreadable):
+        return f"(not compared: {older.commit.sha[:7]} unreadable)"
     changed = revisions.changed_params(older.params, newer.params)
     return ", ".join(f"{key}={new}" for key, (_, new) in changed.items()) or "—"
 
@@ -125,11 +131,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     rev = args.rev or revisions.branch_or_head("main")
     revisions.resolve(rev)  # an unknown name is one clear line, not git's usage text
+    artifacts.output_folder(args.out.parent)  # a bad --out is one line before the table, not after
     found = entries(rev, args.n)
     if not found:
         raise DataError(f"no commit of {rev} has {paths.METRICS}: commit the results of `dvc repro` first")
     table = rows(found, args.n)
     print((tables.markdown if args.markdown else tables.plain)(HEADER, table, RIGHT), flush=True)
+    for entry in found:
+        if isinstance(entry.params, revisions.Unreadable):
+            print(f"{paths.PARAMS} at {entry.commit.sha[:7]} is unreadable: {entry.params.reason}", file=sys.stderr)
     artifacts.write_bytes(args.out, plots.to_png(accuracy_figure(found[: args.n], rev)))
     print(f"wrote {args.out}", file=sys.stderr)  # stderr: stdout stays a table to paste
 

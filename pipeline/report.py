@@ -5,12 +5,14 @@
 Reads metrics/metrics.json, params.yaml, metrics/history.csv and metrics/predictions.csv at the
 base and the head (a revision, or by default the workspace) through git, so it needs neither the
 DVC cache nor a retrain. Writes OUT/report.md: the headline metrics with their absolute and
-relative change, the params that changed, the digits whose recall or F1 moved by more than
---class-threshold, DVC's own `metrics diff` and `params diff`, and links to the learning curves
-and confusion matrices of both sides, written as PNGs beside it. With --max-drop, it exits 1
-after writing the report when test accuracy fell by more than that.
+relative change, the params that changed (or why a side's params.yaml is unreadable), the digits
+whose recall or F1 moved by more than --class-threshold, DVC's own `metrics diff` and
+`params diff`, and links to the learning curves and confusion matrices of both sides, written as
+PNGs beside it. With --max-drop, it exits 1 after writing the report when test accuracy fell by
+more than that.
 """
 import argparse
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -38,7 +40,7 @@ class Side:
     label: str  # how the report names it, e.g. "`origin/main` (1a2b3c4)"
     rev: str | None  # full sha, or revisions.WORKSPACE
     metrics: dict | None  # None: no metrics.json there
-    params: dict | None
+    params: dict | revisions.Unreadable | None
 
 
 def load_side(name: str, given: str | None) -> Side:
@@ -51,7 +53,7 @@ def load_side(name: str, given: str | None) -> Side:
     metrics = revisions.read_json(rev, paths.METRICS)
     if metrics is not None and not isinstance(metrics, dict):
         raise DataError(f"{paths.METRICS} at {revisions.describe(rev)}: expected a JSON object")
-    return Side(name, label, rev, metrics, revisions.read_yaml(rev, paths.PARAMS))
+    return Side(name, label, rev, metrics, revisions.read_params(rev, paths.PARAMS))
 
 
 def signed(delta: float) -> str:
@@ -189,11 +191,22 @@ def title(base: Side, head: Side) -> str:
 
 
 def params_section(base: Side, head: Side) -> str:
+    unreadable = [side for side in (base, head) if isinstance(side.params, revisions.Unreadable)]
+    if unreadable:
+        lines = [f"`{paths.PARAMS}` at {side.label} is unreadable: {code(side.params.reason)}" for side in unreadable]
+        return "### Params\n\n" + "\n\n".join(lines) + "\n\nNo params are compared."
     changed = revisions.changed_params(base.params, head.params)
     if not changed:
         return "### Params\n\nNo param changed."
     rows = [[f"`{key}`", str(old), str(new)] for key, (old, new) in changed.items()]
     return "### Params changed\n\n" + tables.markdown(["param", "base", "head"], rows)
+
+
+def code(text: str) -> str:
+    """`text` as inline Markdown code, whatever backticks it holds: YAML's `<block end>` in an
+    error message would otherwise vanish as an HTML tag."""
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}"
 
 
 def classes_section(base: dict, head: dict, threshold: float) -> str:
@@ -249,6 +262,8 @@ def main(argv: list[str] | None = None) -> None:
     if head.metrics is None:
         raise DataError(f"no {paths.METRICS} in {head.label}: run `dvc repro` or `dvc pull` first")
     check = None if args.max_drop is None else accuracy_check(base.metrics, head.metrics, args.max_drop)
+    # Before the figures and DVC's diffs, the slow part: a bad --out costs one line and no wait.
+    artifacts.output_folder(args.out)
     with tempfile.TemporaryDirectory() as scratch:
         images = figures(head, Path(scratch))
         if base.metrics is not None:

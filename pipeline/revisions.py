@@ -12,12 +12,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from pipeline.errors import DataError, RevisionError
+from pipeline import config
+from pipeline.errors import ConfigError, DataError, RevisionError
 
 WORKSPACE = None  # the revision that means "the files on disk"
 ABSENT = "(absent)"  # the value of a dotted key on the side that does not have it
+UNREADABLE = "(params.yaml unreadable)"  # what a table shows for the params of such a commit
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A params.yaml that is not a YAML mapping. A commit cannot be rewritten, so one bad file
+    in the history is shown as such instead of stopping every report that reads it."""
+
+    reason: str  # one line, e.g. "not valid YAML at line 3, column 9: ..."
 
 
 @dataclass(frozen=True)
@@ -81,13 +89,21 @@ def read_json(rev: str | None, path: Path) -> Any:
         raise DataError(f"{path} at {describe(rev)}: not valid JSON ({error})") from None
 
 
-def read_yaml(rev: str | None, path: Path) -> Any:
-    """Parsed YAML of `path` at `rev`, or None if absent; DataError naming both if malformed."""
+def read_params(rev: str | None, path: Path) -> dict | Unreadable | None:
+    """params.yaml at `rev` as DVC reads it (see `config.parse_yaml`): a mapping, None if absent,
+    or Unreadable saying why if it is not YAML or not a mapping. An empty file has no params."""
     text = read_text(rev, path)
+    if text is None:
+        return None
     try:
-        return None if text is None else yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise DataError(f"{path} at {describe(rev)}: not valid YAML ({error})") from None
+        params = config.parse_yaml(text, str(path))
+    except ConfigError as error:
+        return Unreadable(str(error).removeprefix(f"{path}: "))
+    if params is None:
+        return {}  # as DVC reads it too
+    if not isinstance(params, dict):
+        return Unreadable(f"expected a mapping of params, got {type(params).__name__}")
+    return params
 
 
 def export(rev: str | None, path: Path, directory: Path) -> Path | None:
@@ -117,7 +133,7 @@ def log(rev: str, path: Path) -> list[Commit]:
     return [Commit(*line.split("\x1f", 2)) for line in out.splitlines() if line]
 
 
-def flatten(mapping: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(mapping: dict, prefix: str = "") -> dict[str, Any]:
     """{"train": {"epochs": 2}} -> {"train.epochs": 2}: params as `dvc params diff` names them."""
     flat: dict[str, Any] = {}
     for key, value in mapping.items():
@@ -125,10 +141,11 @@ def flatten(mapping: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def changed_params(old: Any, new: Any) -> dict[str, tuple[Any, Any]]:
+def changed_params(old: dict | None, new: dict | None) -> dict[str, tuple[Any, Any]]:
     """Dotted keys whose value differs between two params.yaml mappings: {key: (old, new)}.
 
-    A key present on one side only is ABSENT on the other; order follows `new`, then `old`.
+    A key present on one side only is ABSENT on the other; order follows `new`, then `old`. An
+    Unreadable side has no keys to compare: callers say so instead of calling this.
     """
     before, after = flatten(old or {}), flatten(new or {})
     keys = list(after) + [key for key in before if key not in after]

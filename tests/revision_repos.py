@@ -22,9 +22,11 @@ def metrics(accuracy: float, loss: float = 0.1, epochs: int = 2, recall: dict[st
     }  # fmt: skip
 
 
-def write_run(repo: Path, params: dict, result: dict | None, figures: bool = True) -> None:
-    """params.yaml and, unless `result` is None, the metrics/ files a run would leave."""
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+def write_run(repo: Path, params: dict | str, result: dict | None, figures: bool = True) -> None:
+    """params.yaml (a mapping, or text as is: a broken file) and, unless `result` is None, the
+    metrics/ files a run would leave."""
+    text = params if isinstance(params, str) else yaml.safe_dump(params, sort_keys=False)
+    (repo / "params.yaml").write_text(text)
     if result is None:
         return
     (repo / "metrics").mkdir(exist_ok=True)

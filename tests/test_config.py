@@ -1,13 +1,16 @@
 """params.yaml validation: every problem is a ConfigError naming the dotted key, raised before
 anything heavy is imported, and a stage reports it as one line."""
 import dataclasses
+import io
 import os
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
-import yaml
+from dvc.utils.serialize import parse_yaml as dvc_parse_yaml
+from ruamel.yaml import YAML
 
 from pipeline import config
 from pipeline.errors import ConfigError
@@ -18,8 +21,9 @@ DELETE = object()  # marks a key to remove in `changed`
 
 
 def changed(changes: dict[str, object]) -> str:
-    """The real params.yaml with dotted keys set (or deleted), as YAML text."""
-    params = yaml.safe_load(REAL_TEXT)
+    """The real params.yaml with dotted keys set (or deleted), as YAML 1.2 text (ruamel.yaml, as
+    DVC): a 1.1 writer such as PyYAML leaves the string '1e3' unquoted, which reads back as a number."""
+    params = YAML(typ="safe").load(REAL_TEXT)
     for dotted, value in changes.items():
         section, _, key = dotted.rpartition(".")
         mapping = params[section] if section else params
@@ -27,7 +31,30 @@ def changed(changes: dict[str, object]) -> str:
             del mapping[key]
         else:
             mapping[key] = value
-    return yaml.safe_dump(params, sort_keys=False)
+    text = io.StringIO()
+    YAML(typ="safe").dump(params, text)
+    return text.getvalue()
+
+
+def edited(key: str, value: str) -> str:
+    """The real params.yaml with `key: value` written literally in place of the key's line, as a
+    user or `dvc exp run -S` leaves it."""
+    lines = REAL_TEXT.splitlines()
+    index = next(i for i, line in enumerate(lines) if line.strip().startswith(f"{key}:"))
+    indent = lines[index][: len(lines[index]) - len(lines[index].lstrip())]
+    lines[index] = f"{indent}{key}: {value}"
+    return "\n".join(lines) + "\n"
+
+
+def int_keys(cls: type = config.Params, prefix: str = "") -> list[str]:
+    """Every integer param's dotted key, found from the dataclasses: a new one is checked too."""
+    keys = []
+    for name, kind in typing.get_type_hints(cls).items():
+        if dataclasses.is_dataclass(kind):
+            keys += int_keys(kind, f"{prefix}{name}.")
+        elif kind is int:
+            keys.append(prefix + name)
+    return keys
 
 
 def error_for(text: str) -> str:
@@ -110,6 +137,8 @@ def test_wrong_type(key, value):
         ("train.learning_rate", 0),
         ("seed", -1),
         ("seed", 2**32),
+        ("train.epochs", 1001),
+        ("train.batch_size", 60_001),  # more than MNIST's training set
         ("plot.samples", 0),
         ("plot.misclassified", 101),
         ("fetch.source", "  "),
@@ -125,6 +154,8 @@ def test_out_of_range(key, value):
     "key, value",
     [
         ("train.epochs", 1),
+        ("train.epochs", 1000),
+        ("train.batch_size", 60_000),
         ("preprocess.val_fraction", 0.5),
         ("train.learning_rate", 1),
         ("seed", 0),
@@ -143,16 +174,72 @@ def test_integer_learning_rate_becomes_a_float():
     assert type(params.train.learning_rate) is float
 
 
-def test_float_written_as_string_is_accepted():
-    params = config.parse(changed({"train.learning_rate": "1e-3"}))
-    assert params.train.learning_rate == 0.001
-    assert type(params.train.learning_rate) is float
+@pytest.mark.parametrize("key", int_keys())
+def test_every_integer_param_has_an_upper_bound(key):
+    huge = 2**63  # past int64: TensorFlow dies on it with a traceback
+    message = error_for(changed({key: huge}))
+    assert f"{key}: expected an integer in [" in message and repr(huge) in message
+    assert "\n" not in message
 
 
 def test_unquoted_exponent_float_is_accepted():
-    # YAML 1.1 reads `1e-3` (no dot) as a string; the loader must still take it as a number.
+    # People write 1e-3 with no dot: YAML 1.2 reads a number, as DVC does (YAML 1.1 read text).
     text = REAL_TEXT.replace("learning_rate:", "learning_rate: 1e-3  #", 1)
     assert config.parse(text).train.learning_rate == 0.001
+
+
+def test_quoted_number_is_text_not_a_number():
+    # DVC reads '1e-3' as text: the stage must not train on a value `dvc params diff` shows as one.
+    message = error_for(edited("learning_rate", "'1e-3'"))
+    assert message == "params.yaml: train.learning_rate: expected a number, got str '1e-3'"
+
+
+# Scalars that YAML 1.1 (PyYAML) reads otherwise than YAML 1.2 (ruamel.yaml, as DVC uses it), and
+# some both read alike. A quoted one is text to both.
+TRICKY_SCALARS = [
+    "off", "on", "yes", "no", "y", "True", "010", "0o10", "0x10", "0b10", "1e-3", "1e3", "1_000", ".5",
+    "1:30", "~", "null", "", "2024-01-02", "2024-01-02 10:00:00", ".inf", "+1", "'1e-3'", "'off'", "[off, 010]",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("scalar", TRICKY_SCALARS)
+def test_params_yaml_is_read_as_dvc_reads_it(scalar):
+    text = f"train:\n  value: {scalar}\n"
+    # repr: equality alone takes 10 for 10.0 and True for 1
+    assert repr(config.parse_yaml(text, "params.yaml")) == repr(dvc_parse_yaml(text, "params.yaml"))
+
+
+def test_real_params_yaml_is_read_as_dvc_reads_it():
+    assert repr(config.parse_yaml(REAL_TEXT, "params.yaml")) == repr(dvc_parse_yaml(REAL_TEXT, "params.yaml"))
+
+
+def test_off_written_by_dvc_exp_run_is_the_string_off():
+    # `dvc exp run -S train.distribute=off` writes it unquoted; YAML 1.1 reads that as false.
+    assert config.parse(edited("distribute", "off")).train.distribute == "off"
+
+
+def test_leading_zero_integer_is_the_decimal_number_dvc_shows():
+    text = edited("epochs", "010")  # YAML 1.1 reads an octal 8
+    assert config.parse(text).train.epochs == 10 == dvc_parse_yaml(text, "params.yaml")["train"]["epochs"]
+
+
+@pytest.mark.parametrize("word", ["yes", "no", "on", "off"])
+def test_yes_and_no_are_text_not_true_or_false(word):
+    message = error_for(edited("augment", word))
+    assert message == f"params.yaml: train.augment: expected true or false, got str {word!r}"
+
+
+def test_duplicate_keys_are_refused_naming_the_key_and_line():
+    lines = REAL_TEXT.splitlines()
+    after = next(i for i, line in enumerate(lines) if line.strip().startswith("batch_size:"))
+    nested = "\n".join([*lines[: after + 1], "  epochs: 8", *lines[after + 1 :]]) + "\n"
+    message = error_for(nested)  # as a stage run directly sees it; `dvc repro` refuses it too
+    assert f'at line {after + 2}, column 3: found duplicate key "epochs" with value "8"' in message
+    assert "\n" not in message
+    top_level = REAL_TEXT + "seed: 1\n"
+    message = error_for(top_level)
+    assert f'at line {len(lines) + 1}, column 1: found duplicate key "seed"' in message
+    assert "\n" not in message
 
 
 def test_numeric_string_is_not_an_integer():
@@ -168,6 +255,12 @@ def test_invalid_yaml_names_the_line():
     assert f"line {number}," in message
 
 
+def test_control_character_is_one_line():
+    # the one error ruamel.yaml gives no line for, and whose message spans two
+    message = error_for("seed: 4\x002\n")
+    assert message == "params.yaml: not valid YAML: unacceptable character #x0000: special characters are not allowed"
+
+
 def test_section_that_is_not_a_mapping():
     assert "train: expected a mapping" in error_for(changed({"train": 5}))
 
@@ -177,8 +270,8 @@ def test_top_level_that_is_not_a_mapping():
     assert "top level: expected a mapping, got nothing" in error_for("")
 
 
-def bad_params_dir(tmp_path: Path) -> Path:
-    (tmp_path / "params.yaml").write_text(changed({"train.epochs": -1}))
+def bad_params_dir(tmp_path: Path, changes: dict[str, object] | None = None) -> Path:
+    (tmp_path / "params.yaml").write_text(changed(changes or {"train.epochs": -1}))
     return tmp_path
 
 
@@ -186,10 +279,11 @@ def python_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def test_train_stage_reports_a_bad_param_in_one_line(tmp_path):
+@pytest.mark.parametrize("key, value", [("train.epochs", -1), ("train.batch_size", 2**63)])
+def test_train_stage_reports_a_bad_param_in_one_line(tmp_path, key, value):
     result = subprocess.run(
         [sys.executable, "-m", "stages.train"],
-        cwd=bad_params_dir(tmp_path),
+        cwd=bad_params_dir(tmp_path, {key: value}),
         env=python_env(),
         capture_output=True,
         text=True,
@@ -197,7 +291,7 @@ def test_train_stage_reports_a_bad_param_in_one_line(tmp_path):
     )
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and result.stderr.endswith("\n"), result.stderr
-    assert "train.epochs" in result.stderr
+    assert f"{key}: expected" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pipeline import history
+from pipeline import history, revisions
 from pipeline.errors import RevisionError
 from tests.conftest import ROOT, env
 from tests.revision_repos import commit, metrics, write_run
@@ -109,3 +109,56 @@ def test_unknown_revision_is_one_line(repo):
                             env=env(PYTHONPATH=str(ROOT)), capture_output=True, text=True)  # fmt: skip
     assert result.returncode == 1
     assert result.stderr == "error: unknown revision 'nope': not a commit in this repository\n"
+
+
+def run_history(*args: str) -> subprocess.CompletedProcess:
+    """`python -m pipeline.history` in the current directory, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "pipeline.history", *args],
+                          env=env(PYTHONPATH=str(ROOT)), capture_output=True, text=True)  # fmt: skip
+
+
+def test_unreadable_params_are_marked_and_the_history_goes_on(repo, capsys):
+    broken = {}  # a commit cannot be rewritten: each must be shown, not stop the command
+    runs = [("invalid", "train: {epochs: 2\n", 0.96), ("list", "- seed\n- 42\n", 0.97), ("scalar", "42\n", 0.98)]
+    for name, text, accuracy in runs:  # a new accuracy each: a commit that changed the metrics has a row
+        write_run(repo.path, text, metrics(accuracy))
+        broken[name] = commit(repo.path, f"params.yaml is {name}")[:7]
+    write_run(repo.path, MLP, metrics(0.99))
+    newest = commit(repo.path, "readable again")[:7]
+    history.main(["--out", "h.png"])
+    out, err = capsys.readouterr()
+    rows = data_rows(out)
+    assert [row[0] for row in rows[:4]] == [newest, broken["scalar"], broken["list"], broken["invalid"]]
+    assert rows[0][-1] == f"(not compared: {broken['scalar']} unreadable)"
+    assert [row[-1] for row in rows[1:4]] == [revisions.UNREADABLE] * 3
+    assert rows[4][-1] == "seed=1, train.dropout=0.4"  # the readable runs below still compare
+    assert err.splitlines() == [
+        f"params.yaml at {broken['scalar']} is unreadable: expected a mapping of params, got int",
+        f"params.yaml at {broken['list']} is unreadable: expected a mapping of params, got list",
+        f"params.yaml at {broken['invalid']} is unreadable: not valid YAML at line 2, column 1: "
+        "expected ',' or '}', but got '<stream end>'",
+        "wrote h.png",
+    ]
+
+
+def test_limit_of_one_with_unreadable_params_in_the_commit_below(repo):
+    # -n 1 reads a second commit to compare with: its params.yaml must not stop the first's row
+    write_run(repo.path, "- not\n- a mapping\n", metrics(0.98))
+    below = commit(repo.path, "params.yaml is a list")[:7]
+    write_run(repo.path, MLP, metrics(0.99))
+    commit(repo.path, "readable again")
+    result = run_history("-n", "1", "--out", "h.png")
+    assert result.returncode == 0, result.stderr
+    assert [row[-1] for row in data_rows(result.stdout)] == [f"(not compared: {below} unreadable)"]
+    assert result.stderr.splitlines() == [
+        f"params.yaml at {below} is unreadable: expected a mapping of params, got list", "wrote h.png",
+    ]  # fmt: skip
+
+
+def test_out_inside_a_file_is_one_line_before_any_table(repo):
+    (repo.path / "notes").write_text("a file\n")
+    result = run_history("--out", "notes/history.png")
+    assert result.returncode == 1
+    assert result.stderr == "error: notes: is a file, not a folder\n"
+    assert result.stdout == ""  # checked before the table is printed, not after
+    assert (repo.path / "notes").read_text() == "a file\n"

@@ -152,6 +152,50 @@ def test_unknown_revision_is_one_line_and_exit_1(two_commits):
     assert not (two_commits / "report").exists()
 
 
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("seed: 42\ntrain:\n    epochs: 2\n  model: mlp\n",
+         "not valid YAML at line 4, column 3: expected <block end>, but found '<block mapping start>'"),
+        ("seed: 1\nseed: 2\n",
+         'not valid YAML at line 2, column 1: found duplicate key "seed" with value "2" (original value: "1")'),
+        ("- seed\n- 42\n", "expected a mapping of params, got list"),
+        ("42\n", "expected a mapping of params, got int"),
+    ],
+)  # fmt: skip
+def test_unreadable_params_are_reported_not_a_crash(two_commits, text, reason):
+    write_run(two_commits, text, metrics(0.96))
+    sha = commit(two_commits, "broken params.yaml")[:7]
+    report.main(["--base", "HEAD", "--head", "HEAD~1", "--out", "R"])
+    written = (two_commits / "R/report.md").read_text()
+    # in code: YAML's <block end> would otherwise vanish from the page as an HTML tag
+    assert f"### Params\n\n`params.yaml` at `HEAD` ({sha}) is unreadable: ` {reason} `\n\n" in written
+    assert "No params are compared." in written
+    assert "| test_accuracy | 0.96 | 0.97 | +0.01 | +1.04% |" in written  # the rest of the report is there
+
+
+def test_params_are_compared_as_dvc_reads_them(two_commits):
+    # what `dvc exp run -S train.distribute=off` and a hand-written 010 look like
+    (two_commits / "params.yaml").write_text("seed: 42\ntrain:\n  model: mlp\n  epochs: 010\n  distribute: off\n")
+    report.main(["--base", "HEAD", "--out", "R"])
+    text = (two_commits / "R/report.md").read_text()
+    assert "| `train.epochs` | 2 | 10 |" in text  # YAML 1.1 reads 8
+    assert "| `train.distribute` | (absent) | off |" in text  # YAML 1.1 reads False
+
+
+def test_out_that_is_a_file_is_one_line_and_nothing_written(two_commits):
+    (two_commits / "R").write_text("a file\n")
+    before = sorted(two_commits.rglob("*"))
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.report", "--base", "HEAD~1", "--head", "HEAD", "--out", "R"],
+        cwd=two_commits, env=env(PYTHONPATH=str(ROOT)), capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr == "error: R: is a file, not a folder\n"
+    assert result.stdout == ""
+    assert sorted(two_commits.rglob("*")) == before and (two_commits / "R").read_text() == "a file\n"
+
+
 @pytest.mark.slow
 def test_report_on_two_real_runs(pipeline_repo):
     """Train with a learning rate too small to learn in one epoch, then with the default one."""
