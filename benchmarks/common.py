@@ -6,11 +6,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 from tests import repo_copy  # noqa: E402
 from tests.repo_copy import ROOT  # noqa: E402
+from pipeline.config import parse_yaml  # noqa: E402
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
 
@@ -45,7 +44,8 @@ def fresh_copy(destination: Path, params: dict[str, object] | None = None) -> Pa
 
 def parse_overrides(pairs: list[str]) -> dict[str, object]:
     """['train.model=cnn', 'train.epochs=8'] -> {'train.model': 'cnn', 'train.epochs': 8}."""
-    return {key: yaml.safe_load(value) for key, value in (pair.split("=", 1) for pair in pairs)}
+    # Read as params.yaml is read (YAML 1.2): `off` stays the string the pipeline expects.
+    return {key: parse_yaml(value, f"-S {key}") for key, value in (pair.split("=", 1) for pair in pairs)}
 
 
 def cpu_name() -> str:

@@ -7,7 +7,7 @@ import subprocess
 import shutil
 from pathlib import Path
 
-import yaml
+from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parents[1]
 GIT_IDENTITY = ["-c", "user.name=pipeline-tests", "-c", "user.email=tests@example.com"]
@@ -31,12 +31,15 @@ def copy_repo(destination: Path, skip: tuple[str, ...] = ("metrics/", "dvc.lock"
 
 def set_params(repo: Path, changes: dict[str, object]) -> None:
     """Set dotted keys in repo/params.yaml, e.g. {"train.epochs": 2, "seed": 1}."""
+    # Round-trip ruamel, as `dvc exp run -S` edits the file: YAML 1.2 (PyYAML would write `off`
+    # back as `false`), key order and comments kept.
+    yaml = YAML()
     path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
+    params = yaml.load(path)
     for dotted, value in changes.items():
         section, _, key = dotted.rpartition(".")
         (params[section] if section else params)[key] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    yaml.dump(params, path)
 
 
 def commit_all(repo: Path, message: str) -> None:

@@ -223,6 +223,21 @@ def test_leading_zero_integer_is_the_decimal_number_dvc_shows():
     assert config.parse(text).train.epochs == 10 == dvc_parse_yaml(text, "params.yaml")["train"]["epochs"]
 
 
+def test_overrides_in_tests_and_benchmarks_are_read_and_written_as_dvc_does(tmp_path):
+    # `benchmarks/seeds.py -S train.distribute=off` and the end-to-end tests' set_params: a YAML 1.1
+    # round trip turned `off` into false and 010 into 8, so they ran a different recipe.
+    from benchmarks.common import parse_overrides
+    from tests.repo_copy import set_params
+
+    overrides = parse_overrides(["train.distribute=off", "train.epochs=010", "train.learning_rate=1e-3"])
+    assert overrides == {"train.distribute": "off", "train.epochs": 10, "train.learning_rate": 0.001}
+    (tmp_path / "params.yaml").write_text(REAL_TEXT)
+    set_params(tmp_path, overrides)
+    train = config.load(tmp_path / "params.yaml").train
+    assert (train.distribute, train.epochs, train.learning_rate) == ("off", 10, 0.001)
+    assert "# drives the split" in (tmp_path / "params.yaml").read_text()  # comments kept, as DVC keeps them
+
+
 @pytest.mark.parametrize("word", ["yes", "no", "on", "off"])
 def test_yes_and_no_are_text_not_true_or_false(word):
     message = error_for(edited("augment", word))
