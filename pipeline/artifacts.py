@@ -16,21 +16,55 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from pipeline import datasets
+from pipeline import datasets, paths
 from pipeline.errors import DataError
 
 # Columns of metrics/history.csv, one row per epoch.
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
-# --force: DVC will not overwrite a modified file without it, and a damaged file is a modified one.
-RESTORE_HINT = "restore it with `dvc checkout --force` or rebuild it with `dvc repro`"
+
+
+def restore_hint(path: Path) -> str:
+    """How to get back a stage output that is damaged or gone; "" for a file that is no output.
+
+    git holds the outputs in paths.GIT_TRACKED (`dvc checkout` skips them) and DVC's cache the
+    rest. --force: DVC will not overwrite a modified file without it, and a damaged file is one.
+    """
+    output = paths.stage_output(path)
+    if output is None:
+        return ""
+    restore = f"git checkout -- {output}" if paths.tracked_by_git(output) else f"dvc checkout --force {output}"
+    return f"restore it with `{restore}` or rebuild it with `dvc repro`"
+
+
+def file_error(path: Path, problem: str) -> DataError:
+    """The one line for a file that cannot be read: the path, the problem, and how to restore it."""
+    hint = restore_hint(path)
+    return DataError(f"{path}: {problem}; {hint}" if hint else f"{path}: {problem}")
+
+
+def output_folder(directory: Path) -> Path:
+    """Create `directory` (and its parents) for writing; DataError if it or a parent is a file.
+
+    Called once before a command writes many files into one folder, so a bad folder costs one
+    line, not one per file.
+    """
+    directory = Path(directory)
+    for folder in (directory, *directory.parents):
+        if folder.exists() and not folder.is_dir():
+            raise DataError(f"{folder}: is a file, not a folder")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(f"{directory}: cannot create the folder: {error.strerror or error}") from None
+    return directory
 
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
     path = Path(path)
+    output_folder(path.parent)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(path)
         handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(handle)
@@ -71,7 +105,7 @@ def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def load_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    return datasets.read_npz(path, keys, hint=RESTORE_HINT)
+    return datasets.read_npz(path, keys, hint=restore_hint(path))
 
 
 def save_split(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
@@ -82,10 +116,7 @@ def load_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
     data = load_arrays(path, ("images", "labels"))
     images, labels = data["images"], data["labels"]
     if len(images) != len(labels) or images.ndim != 3:
-        raise DataError(
-            f"{path}: expected images (N, 28, 28) and N labels, got {images.shape} and "
-            f"{labels.shape}; {RESTORE_HINT}"
-        )
+        raise file_error(path, f"expected images (N, 28, 28) and N labels, got {images.shape} and {labels.shape}")
     return images, labels
 
 
@@ -97,7 +128,7 @@ def load_json(path: Path) -> Any:
     try:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:
-        raise DataError(f"{path}: cannot read JSON ({error}); {RESTORE_HINT}") from None
+        raise file_error(path, f"cannot read JSON ({error})") from None
 
 
 def save_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -114,12 +145,12 @@ def load_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
             reader = csv.DictReader(handle)
             missing = [c for c in columns if c not in (reader.fieldnames or [])]
             if missing:
-                raise DataError(f"{path}: missing columns {', '.join(missing)}; {RESTORE_HINT}")
+                raise file_error(path, f"missing columns {', '.join(missing)}")
             return list(reader)
     except OSError as error:
-        raise DataError(f"{path}: cannot read ({error.strerror}); {RESTORE_HINT}") from None
+        raise file_error(path, f"cannot read ({error.strerror})") from None
     except (UnicodeDecodeError, csv.Error) as error:
-        raise DataError(f"{path}: not a CSV file ({error}); {RESTORE_HINT}") from None
+        raise file_error(path, f"not a CSV file ({error})") from None
 
 
 def load_predictions(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -132,7 +163,7 @@ def load_predictions(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             np.array([float(row["confidence"]) for row in rows]),
         )
     except (TypeError, ValueError) as error:
-        raise DataError(f"{path}: not a number ({error}); {RESTORE_HINT}") from None
+        raise file_error(path, f"not a number ({error})") from None
 
 
 def save_history(path: Path, history: list[dict[str, float]]) -> None:
@@ -142,11 +173,11 @@ def save_history(path: Path, history: list[dict[str, float]]) -> None:
 def load_history(path: Path) -> list[dict[str, float]]:
     rows = load_csv(path, HISTORY_COLUMNS)
     if not rows:
-        raise DataError(f"{path}: no epochs recorded; {RESTORE_HINT}")
+        raise file_error(path, "no epochs recorded")
     try:
         return [
             {key: (int if key == "epoch" else float)(row[key]) for key in HISTORY_COLUMNS}
             for row in rows
         ]
     except (TypeError, ValueError) as error:
-        raise DataError(f"{path}: not a number ({error}); {RESTORE_HINT}") from None
+        raise file_error(path, f"not a number ({error})") from None

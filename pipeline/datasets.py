@@ -4,11 +4,14 @@ The layout is Keras': `x_train` (N, 28, 28), `y_train` (N,), `x_test`, `y_test`,
 Readers take bytes or paths and raise DataError naming the file and the problem; nothing here
 touches the network.
 """
+import errno
 import gzip
 import hashlib
 import io
 import math
+import os
 import pickle
+import stat
 import zipfile
 import zlib
 from pathlib import Path
@@ -93,6 +96,32 @@ def parse_idx(raw: bytes, name: str) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
+def path_problem(path: Path, folder_ok: bool = False) -> str | None:
+    """Why `path` is not a regular file (or, with `folder_ok`, a folder) to read; None if it is one.
+
+    `Path.is_file()` is False alike for a missing path, a symlink loop and a device, and a message
+    built on it says "no such file" to a user looking at the file. Reading a named pipe would
+    hang, and a device such as /dev/null reads as empty: both are refused by name here.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "symlink loop"
+        if os.path.islink(path):
+            return f"broken symlink to {os.readlink(path)}"
+        if error.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "no such file or directory" if folder_ok else "no such file"
+        return error.strerror or str(error)  # e.g. a folder on the way that may not be entered
+    if stat.S_ISREG(mode) or (folder_ok and stat.S_ISDIR(mode)):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file"
+    kinds = {stat.S_ISCHR: "a device", stat.S_ISBLK: "a block device", stat.S_ISFIFO: "a named pipe"}
+    kind = next((name for is_kind, name in kinds.items() if is_kind(mode)), "a socket")  # all stat() leaves
+    return f"not a regular file{' or folder' if folder_ok else ''} ({kind})"
+
+
 def read_idx_file(path: Path) -> np.ndarray:
     try:
         raw = path.read_bytes()
@@ -109,10 +138,12 @@ def read_idx_dir(directory: Path) -> dict[str, np.ndarray]:
     """Read the four standard IDX files (each gzipped or not) from one directory."""
     data = {}
     for key, stem in IDX_NAMES.items():
-        candidates = [directory / stem, directory / f"{stem}.gz"]
-        found = [p for p in candidates if p.is_file()]
+        found = [p for p in (directory / stem, directory / f"{stem}.gz") if os.path.lexists(p)]
         if not found:
             raise DataError(f"{directory}: missing {stem} or {stem}.gz")
+        problem = path_problem(found[0])
+        if problem:
+            raise DataError(f"{found[0]}: {problem}")
         array = read_idx_file(found[0])
         want_ndim = 3 if key.startswith("x") else 1
         if array.ndim != want_ndim:
@@ -124,8 +155,9 @@ def read_idx_dir(directory: Path) -> dict[str, np.ndarray]:
 def read_npz(path: Path, keys: tuple[str, ...], hint: str = "") -> dict[str, np.ndarray]:
     """Load the named arrays from an .npz without pickle; DataError if anything is wrong."""
     suffix = f"; {hint}" if hint else ""
-    if not Path(path).is_file():
-        raise DataError(f"{path}: no such file{suffix}")
+    problem = path_problem(path)
+    if problem:
+        raise DataError(f"{path}: {problem}{suffix}")
     try:
         with zipfile.ZipFile(path) as archive:
             members = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}

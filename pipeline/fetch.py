@@ -94,14 +94,15 @@ def remember(data: Arrays, log: Log = print) -> None:
 
 def from_local(path: Path) -> Arrays:
     """An .npz in the Keras layout, or a directory holding the four IDX files."""
+    problem = datasets.path_problem(path, folder_ok=True)
+    if problem:
+        raise DataError(
+            f"fetch.source: {path}: {problem} "
+            "(expected 'auto', 'url', 'package', an .npz file or a directory of IDX files)"
+        )
     if path.is_dir():
         return datasets.read_idx_dir(path)
-    if path.is_file():
-        return datasets.validate(datasets.read_npz(path, datasets.KEYS), str(path))
-    raise DataError(
-        f"fetch.source: {path}: no such file or directory "
-        "(expected 'auto', 'url', 'package', an .npz file or a directory of IDX files)"
-    )
+    return datasets.validate(datasets.read_npz(path, datasets.KEYS), str(path))
 
 
 def require_mnist(data: Arrays, route: str) -> Arrays:

@@ -5,18 +5,24 @@ weights, same bytes, so DVC sees no change) and loaded only in Keras' safe mode.
 """
 import io
 import json
+import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
-from pipeline import artifacts
+from pipeline import artifacts, datasets
 from pipeline.config import TrainConfig
 from pipeline.errors import DataError
 from pipeline.tf import keras
 
 INPUT_SHAPE = (28, 28)
 NUM_CLASSES = 10
+# What load_model accepts: a batch of 28x28 images, with or without a channel axis.
+ACCEPTED_INPUTS = ((None, *INPUT_SHAPE), (None, *INPUT_SHAPE, 1))
+# Errors from a zip archive whose members are damaged, or missing (KeyError: no config.json).
+DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, KeyError)
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
@@ -168,11 +174,55 @@ def _renumber_shared_objects(node: Any, numbers: dict[int, int]) -> Any:
 
 
 def load_model(path: Path) -> Any:
-    """Load a .keras model in safe mode: a file that would run code on load is refused."""
-    if not Path(path).is_file():
+    """Load a .keras model in safe mode (a file that would run code on load is refused) and
+    check that it reads MNIST digits: every caller can then rely on its shape."""
+    if not os.path.lexists(path):
         raise DataError(f"{path}: no such model; train one with `dvc repro` or fetch it with `dvc pull`")
+    problem = datasets.path_problem(path)
+    if problem:
+        raise artifacts.file_error(path, problem)
+    # Keras reports a file that is no zip archive (a cut-short copy, a text file) as "File not found".
+    if not zipfile.is_zipfile(path):
+        raise _damaged(path, "not a zip archive")
     try:
-        return keras().saving.load_model(path, safe_mode=True)
-    except Exception as error:  # Keras raises many types for a bad archive; all mean the same
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise DataError(f"{path}: not a loadable Keras model ({first_line}); {artifacts.RESTORE_HINT}") from None
+        model = keras().saving.load_model(path, safe_mode=True)
+    except DAMAGED as error:  # a bad member in a sound archive: a flipped byte, a missing config.json
+        raise _damaged(path, f"{type(error).__name__}: {_first_line(error)}") from None
+    except Exception as error:  # Keras raises many types for a model it refuses; its own words say why
+        raise artifacts.file_error(path, f"not a loadable Keras model ({_first_line(error)})") from None
+    check_shape(model, path)
+    return model
+
+
+def check_shape(model: Any, path: Path) -> None:
+    """DataError unless `model` takes 28x28 images (with or without a channel axis) to 10 outputs.
+
+    Keras loads a model of any shape; a wrong one would fail only later, deep in predict or
+    evaluate (an IndexError, a traceback printing the whole input), or name a digit 11.
+    """
+    inputs, outputs = _shape(model, "input_shape"), _shape(model, "output_shape")
+    if inputs in ACCEPTED_INPUTS and outputs == (None, NUM_CLASSES):
+        return
+    raise artifacts.file_error(
+        path,
+        f"expected a model from 28x28 images to {NUM_CLASSES} digit probabilities, "
+        f"got input {inputs} and output {outputs}",
+    )
+
+
+def _shape(model: Any, attribute: str) -> Any:
+    """A model's input or output shape: a tuple, a list of tuples for several, or "unknown"."""
+    try:
+        return getattr(model, attribute)
+    except (AttributeError, ValueError, RuntimeError):  # e.g. a model that was never built
+        return "unknown"
+
+
+def _damaged(path: Path, detail: str) -> DataError:
+    return artifacts.file_error(path, f"not a loadable Keras model (damaged or not a Keras file: {detail})")
+
+
+def _first_line(error: Exception) -> str:
+    # A KeyError's str() is its key quoted; its argument reads better.
+    text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    return (str(text).strip().splitlines() or [type(error).__name__])[0]

@@ -3,7 +3,9 @@
 Paths are relative to the repository root, which is where DVC runs each stage; `dvc.yaml`
 names the same files and `tests/test_dvc_yaml.py` checks that the two agree.
 """
+import os
 from pathlib import Path
+from typing import Iterable
 
 PARAMS = Path("params.yaml")
 
@@ -18,6 +20,9 @@ HISTORY = METRICS_DIR / "history.csv"
 METRICS = METRICS_DIR / "metrics.json"
 PREDICTIONS = METRICS_DIR / "predictions.csv"
 PLOTS_DIR = METRICS_DIR / "plots"
+# Outputs with `cache: false` in dvc.yaml: committed to git, so every clone has them. A missing
+# one is a change to report and is restored by git; DVC caches (and `dvc pull`s) the rest.
+GIT_TRACKED = (DATASET_INFO, HISTORY, METRICS, PREDICTIONS, PLOTS_DIR)
 
 # Written by `python -m pipeline.report` and `python -m pipeline.history`, not by DVC stages.
 REPORT_DIR = Path("report")
@@ -39,3 +44,23 @@ STAGE_OUTPUTS = {
     "evaluate": [METRICS, PREDICTIONS],
     "plot": [PLOTS_DIR],
 }
+
+
+def stage_output(path: str | Path) -> Path | None:
+    """`path` relative to the repository root if it is a stage's output or inside one, else None.
+
+    Relative paths are taken from the working directory, the repository root where DVC runs
+    the stages; `/tmp/model.keras` or a copy elsewhere is nothing the pipeline can restore.
+    """
+    relative = Path(os.path.relpath(os.path.abspath(path)))
+    outputs = [output for outputs in STAGE_OUTPUTS.values() for output in outputs]
+    return relative if _within(relative, outputs) else None
+
+
+def tracked_by_git(path: str | Path) -> bool:
+    """Whether `path` (relative to the repository root) is in GIT_TRACKED or inside one of its folders."""
+    return _within(Path(path), GIT_TRACKED)
+
+
+def _within(path: Path, outputs: Iterable[Path]) -> bool:
+    return any(path == output or output in path.parents for output in outputs)

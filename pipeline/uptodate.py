@@ -4,18 +4,20 @@
 
 Runs `dvc status --json` and drops what only says that data is not here: a fresh clone without
 `dvc pull` lists every cached output as "not in cache" and every data dependency as "deleted",
-although nothing is out of date. What is left (a changed param, command, code file or git-tracked
-output) means `dvc repro` would produce different results from those committed. Answers without
-the data, so CI can ask before rebuilding anything. Exits 1 naming each stale stage and why.
+although nothing is out of date. Git-tracked outputs (paths.GIT_TRACKED) are in every clone, so
+one deleted, as an output or as a later stage's dependency, is a change. What is left (a changed
+param, command, code file or git-tracked output) means `dvc repro` would produce different
+results from those committed. Answers without the data, so CI can ask before rebuilding
+anything. Exits 1 naming each stale stage and why.
 """
 import json
 import subprocess
 from typing import Any
 
-from pipeline import cli, revisions
+from pipeline import cli, paths, revisions
 from pipeline.errors import CheckFailed, PipelineError
 
-ABSENT = {"deleted", "not in cache"}  # the data is not in this workspace or cache: not a change
+ABSENT = {"deleted", "not in cache"}  # a cached file not in this workspace or cache: not a change
 
 
 def stale(status: dict[str, Any]) -> dict[str, list[str]]:
@@ -35,7 +37,7 @@ def stale(status: dict[str, Any]) -> dict[str, list[str]]:
                 for path, state in (entries.items() if isinstance(entries, dict) else [(kind, entries)]):
                     if isinstance(state, dict):  # params.yaml: {"train": "modified"}
                         reasons += [f"{path}:{key} {value}" for key, value in state.items()]
-                    elif state not in ABSENT:
+                    elif state not in ABSENT or paths.tracked_by_git(path):
                         reasons.append(f"{path} {state}")
         if reasons:
             found[stage] = reasons

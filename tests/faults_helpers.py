@@ -1,11 +1,13 @@
 """Fault injection for tests/test_faults.py: a start-up shim for stage processes, process handling,
-and checks of what a fault left behind (partial files, the DVC cache, DVC's locks).
+and checks of what a fault left behind (partial files, the DVC cache, DVC's locks); and paths that
+are no regular file, for the readers' tests.
 
 Nothing here is imported by the pipeline. The shim reaches a stage only through PYTHONPATH, which
 a test sets for the `dvc repro` or `python -m stages.<name>` it starts.
 """
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -212,6 +214,22 @@ def locked_md5(repo: Path, stage: str, path: str) -> str:
 
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     return next(out["md5"] for out in lock["stages"][stage]["outs"] if out["path"] == path)
+
+
+def special_path(kind: str, directory: Path) -> Path:
+    """A path in `directory` that is no regular file: "loop" (two symlinks to each other),
+    "broken" (a symlink to nothing), "fifo" (a named pipe), or "device" (/dev/null itself)."""
+    path = directory / kind
+    if kind == "loop":
+        path.symlink_to(directory / "loop-back")
+        (directory / "loop-back").symlink_to(path)
+    elif kind == "broken":
+        path.symlink_to(directory / "nowhere")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        return Path("/dev/null")
+    return path
 
 
 def stderr_lines(text: str) -> list[str]:

@@ -1,11 +1,12 @@
 """The pipeline's file readers and writers: round trips, byte stability, atomic replacement."""
 import os
+import re
 import stat
 
 import numpy as np
 import pytest
 
-from pipeline import artifacts
+from pipeline import artifacts, paths
 from pipeline.errors import DataError
 
 HISTORY = [
@@ -40,9 +41,26 @@ def test_saving_the_same_arrays_gives_the_same_bytes(tmp_path):
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
 
 
-def test_load_arrays_of_a_missing_file_says_how_to_restore_it(tmp_path):
-    with pytest.raises(DataError, match="dvc checkout"):
-        artifacts.load_arrays(tmp_path / "absent.npz", ("images",))
+def test_load_arrays_of_a_missing_output_says_how_to_restore_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a repository without its data
+    with pytest.raises(DataError) as error:
+        artifacts.load_arrays(paths.prepared("train"), ("images",))
+    assert str(error.value) == (
+        "data/prepared/train.npz: no such file; "
+        "restore it with `dvc checkout --force data/prepared/train.npz` or rebuild it with `dvc repro`"
+    )
+
+
+def test_a_file_that_is_no_output_gets_no_restore_hint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a repository in which absent.npz is no stage's output
+    absent = tmp_path / "absent.npz"
+    with pytest.raises(DataError) as error:
+        artifacts.load_arrays(absent, ("images",))
+    assert str(error.value) == f"{absent}: no such file"
+    (tmp_path / "metrics.json").write_text("{not json")
+    with pytest.raises(DataError) as error:
+        artifacts.load_json(tmp_path / "metrics.json")
+    assert "dvc" not in str(error.value) and "checkout" not in str(error.value)
 
 
 def test_split_round_trip(tmp_path):
@@ -60,13 +78,67 @@ def test_split_round_trip(tmp_path):
         (np.zeros((6, 784), np.float32), np.zeros(6, np.uint8)),  # flat images
     ],
 )
-def test_load_split_rejects_inconsistent_arrays(tmp_path, images, labels):
-    np.savez(tmp_path / "train.npz", images=images, labels=labels)
-    with pytest.raises(DataError, match="train.npz: expected images .*dvc checkout"):
-        artifacts.load_split(tmp_path / "train.npz")
+def test_load_split_rejects_inconsistent_arrays(tmp_path, monkeypatch, images, labels):
+    monkeypatch.chdir(tmp_path)
+    artifacts.save_arrays(paths.prepared("train"), {"images": images, "labels": labels})
+    with pytest.raises(DataError, match=r"train.npz: expected images .*`dvc checkout --force data/prepared/train.npz`"):
+        artifacts.load_split(paths.prepared("train"))
+
+
+# --- restore hints ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "restore"),
+    [
+        (paths.HISTORY, "git checkout -- metrics/history.csv"),
+        (paths.PLOTS_DIR / "loss.png", "git checkout -- metrics/plots/loss.png"),
+        (paths.DATASET_INFO, "git checkout -- metrics/dataset.json"),
+        (paths.MODEL, "dvc checkout --force models/model.keras"),
+        (paths.RAW, "dvc checkout --force data/raw/mnist.npz"),
+    ],
+)
+def test_restore_hint_matches_how_the_output_is_kept(tmp_path, monkeypatch, path, restore):
+    monkeypatch.chdir(tmp_path)
+    expected = f"restore it with `{restore}` or rebuild it with `dvc repro`"
+    assert artifacts.restore_hint(path) == expected
+    assert artifacts.restore_hint(tmp_path / path) == expected  # the same file, named absolutely
+
+
+@pytest.mark.parametrize("path", ["metrics/notes.csv", "models/other.keras", "/tmp/model.keras", "../models/model.keras"])
+def test_restore_hint_is_empty_for_a_file_that_is_no_output(tmp_path, monkeypatch, path):
+    monkeypatch.chdir(tmp_path)
+    assert artifacts.restore_hint(path) == ""
+
+
+def test_a_damaged_git_tracked_output_says_to_restore_it_with_git(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    artifacts.write_bytes(paths.HISTORY, b"garbage\n")  # what `echo garbage > metrics/history.csv` leaves
+    with pytest.raises(DataError) as error:
+        artifacts.load_history(paths.HISTORY)
+    assert str(error.value) == (
+        "metrics/history.csv: missing columns epoch, loss, accuracy, val_loss, val_accuracy; "
+        "restore it with `git checkout -- metrics/history.csv` or rebuild it with `dvc repro`"
+    )
 
 
 # --- atomic writes --------------------------------------------------------------------------
+
+
+def test_output_folder_creates_a_missing_folder_and_its_parents(tmp_path):
+    folder = tmp_path / "report" / "plots"
+    assert artifacts.output_folder(folder) == folder
+    assert folder.is_dir()
+    assert artifacts.output_folder(folder) == folder  # an existing folder is fine
+
+
+@pytest.mark.parametrize("inside", ["", "deeper", "deeper/still"], ids=["the-folder", "a-parent", "a-grandparent"])
+def test_output_folder_refuses_a_file_as_the_folder_or_a_parent(tmp_path, inside):
+    blocker = tmp_path / "report"
+    blocker.write_text("a file where a folder should be")
+    with pytest.raises(DataError, match=f"^{re.escape(str(blocker))}: is a file, not a folder$"):
+        artifacts.output_folder(blocker / inside)
+    assert blocker.read_text() == "a file where a folder should be"
 
 
 def test_write_bytes_makes_an_ordinary_file_and_its_directory(tmp_path):
@@ -116,7 +188,7 @@ def test_a_full_disk_is_a_data_error_and_keeps_the_old_content(tmp_path, monkeyp
 def test_an_unwritable_destination_is_a_data_error(tmp_path):
     blocker = tmp_path / "metrics"
     blocker.write_text("a file where a directory should be")
-    with pytest.raises(DataError, match="metrics.json: cannot write"):
+    with pytest.raises(DataError, match=f"^{re.escape(str(blocker))}: is a file, not a folder$"):
         artifacts.write_bytes(blocker / "metrics.json", b"{}")
 
 
@@ -131,12 +203,12 @@ def test_json_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("content", [None, "{not json"], ids=["missing", "malformed"])
-def test_load_json_problems_are_data_errors(tmp_path, content):
-    path = tmp_path / "metrics.json"
+def test_load_json_problems_are_data_errors(tmp_path, monkeypatch, content):
+    monkeypatch.chdir(tmp_path)
     if content is not None:
-        path.write_text(content)
-    with pytest.raises(DataError, match="metrics.json: cannot read JSON.*dvc checkout"):
-        artifacts.load_json(path)
+        artifacts.write_bytes(paths.METRICS, content.encode())
+    with pytest.raises(DataError, match="metrics.json: cannot read JSON.*`git checkout -- metrics/metrics.json`"):
+        artifacts.load_json(paths.METRICS)
 
 
 def test_csv_round_trip(tmp_path):

@@ -3,6 +3,7 @@ import gzip
 import hashlib
 import os
 import pickle
+import re
 import struct
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from pipeline import datasets
 from pipeline.errors import DataError
 from tests.builders import idx_bytes, legacy_pickle, small_mnist, split_legacy
+from tests.faults_helpers import special_path
 
 
 def assert_same_arrays(got: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> None:
@@ -173,6 +175,47 @@ def test_read_npz_rejects_random_bytes(tmp_path):
 def test_read_npz_rejects_a_missing_path_with_the_hint(tmp_path):
     with pytest.raises(DataError, match="no such file; run it again"):
         datasets.read_npz(tmp_path / "absent.npz", datasets.KEYS, hint="run it again")
+
+
+@pytest.mark.parametrize(
+    ("kind", "problem", "problem_of_a_source"),
+    [
+        ("loop", "symlink loop", "symlink loop"),
+        ("broken", "broken symlink to {directory}/nowhere", "broken symlink to {directory}/nowhere"),
+        ("fifo", "not a regular file (a named pipe)", "not a regular file or folder (a named pipe)"),
+        ("device", "not a regular file (a device)", "not a regular file or folder (a device)"),
+    ],
+)
+def test_path_problem_names_what_a_path_is_instead_of_a_file(tmp_path, kind, problem, problem_of_a_source):
+    path = special_path(kind, tmp_path)
+    assert datasets.path_problem(path) == problem.format(directory=tmp_path)
+    assert datasets.path_problem(path, folder_ok=True) == problem_of_a_source.format(directory=tmp_path)
+
+
+def test_path_problem_of_files_folders_and_missing_paths(tmp_path):
+    (tmp_path / "file").write_bytes(b"")
+    assert datasets.path_problem(tmp_path / "file") is None
+    assert datasets.path_problem(tmp_path) == "is a folder, not a file"
+    assert datasets.path_problem(tmp_path, folder_ok=True) is None
+    assert datasets.path_problem(tmp_path / "absent") == "no such file"
+    assert datasets.path_problem(tmp_path / "absent", folder_ok=True) == "no such file or directory"
+    assert datasets.path_problem(tmp_path / "file" / "below") == "no such file"
+
+
+@pytest.mark.parametrize(("kind", "problem"), [("loop", "symlink loop"), ("fifo", r"not a regular file \(a named pipe\)")])
+def test_read_npz_of_a_path_that_is_no_file_says_what_it_is(tmp_path, kind, problem):
+    path = special_path(kind, tmp_path)  # a named pipe would block a reader: refused before opening
+    with pytest.raises(DataError, match=f"^{re.escape(str(path))}: {problem}; run it again$"):
+        datasets.read_npz(path, datasets.KEYS, hint="run it again")
+
+
+def test_read_idx_dir_refuses_a_named_pipe_in_place_of_a_file(tmp_path):
+    directory = write_idx_dir(tmp_path / "idx", small_mnist())
+    stem = datasets.IDX_NAMES["y_test"]
+    (directory / stem).unlink()
+    os.mkfifo(directory / stem)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(directory / stem))}: not a regular file \(a named pipe\)$"):
+        datasets.read_idx_dir(directory)
 
 
 def test_read_npz_refuses_object_arrays(tmp_path):

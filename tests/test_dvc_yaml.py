@@ -93,7 +93,7 @@ def test_outs_and_data_deps(name):
     data_deps = {d for d in stage["deps"] if not d.endswith(".py")}
     assert data_deps == referenced_paths(script) - outs
     for out in outs:  # models and data arrays go to the DVC cache; what git tracks does not
-        assert is_cached(stage, out) == (not out.startswith("metrics/")), out
+        assert is_cached(stage, out) == (Path(out) not in paths.GIT_TRACKED), out
 
 
 @pytest.mark.parametrize("name", list(STAGES))
@@ -101,6 +101,13 @@ def test_params_by_key(name):
     script = (ROOT / "stages" / f"{name}.py").read_text()
     used = set(re.findall(r"\bparams\.(seed|fetch|preprocess|train|plot)\b", script))
     assert set(STAGES[name].get("params", [])) == used
+
+
+def test_git_tracked_outputs_are_exactly_the_uncached_ones():
+    # uptodate counts a deleted one as a change, and the restore hint says `git checkout`.
+    uncached = {name for stage in STAGES.values() for name in out_names(stage) if not is_cached(stage, name)}
+    assert uncached == {path.as_posix() for path in paths.GIT_TRACKED}
+    assert len(paths.GIT_TRACKED) == len(uncached)  # each once
 
 
 def test_metrics_and_plots_point_at_outputs():

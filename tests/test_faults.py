@@ -27,6 +27,7 @@ import pytest
 from pipeline import artifacts, cli, models
 from pipeline.errors import DataError
 from tests import faults_helpers as faults
+from tests import repo_copy
 from tests.conftest import ROOT, dvc_status, env, make_pipeline_repo, ran_stages, run, set_params
 
 pytestmark = pytest.mark.faults
@@ -456,9 +457,9 @@ def test_a_truncated_raw_file_is_reported_and_checkout_restores_it(built_repo):
 
     assert stage_error(repo, "preprocess") == (
         "error: data/raw/mnist.npz: not a readable .npz (BadZipFile: File is not a zip file); "
-        "restore it with `dvc checkout --force` or rebuild it with `dvc repro`\n"
+        "restore it with `dvc checkout --force data/raw/mnist.npz` or rebuild it with `dvc repro`\n"
     )
-    run(["dvc", "checkout", "--force"], cwd=repo)  # as the message says
+    run(["dvc", "checkout", "--force", "data/raw/mnist.npz"], cwd=repo)  # as the message says
     assert dvc_status(repo) == {}
     assert faults.md5(raw) == faults.locked_md5(repo, "fetch", "data/raw/mnist.npz")
 
@@ -481,10 +482,23 @@ def test_flipped_bytes_in_a_prepared_file_are_reported_and_repro_restores_it(bui
     assert result.returncode == 1 and not faults.tensorflow_imported(shims)
     assert result.stderr == (
         "error: data/prepared/train.npz: not a readable .npz (BadZipFile: Bad CRC-32 for file 'images.npy'); "
-        "restore it with `dvc checkout --force` or rebuild it with `dvc repro`\n"
+        "restore it with `dvc checkout --force data/prepared/train.npz` or rebuild it with `dvc repro`\n"
     )
     assert_recovers(repo)
     assert faults.md5(train) == faults.locked_md5(repo, "preprocess", "data/prepared/train.npz")
+
+
+@slow
+def test_a_damaged_git_tracked_output_is_reported_and_git_checkout_restores_it(built_repo):
+    repo, history = built_repo, built_repo / "metrics/history.csv"
+    repo_copy.commit_all(repo, "results")  # as committed after `dvc repro`: git holds the metrics
+    history.write_text("garbage\n")  # `echo garbage > metrics/history.csv`
+    assert stage_error(repo, "evaluate") == (
+        "error: metrics/history.csv: missing columns epoch, loss, accuracy, val_loss, val_accuracy; "
+        "restore it with `git checkout -- metrics/history.csv` or rebuild it with `dvc repro`\n"
+    )
+    run(["git", "checkout", "--", "metrics/history.csv"], cwd=repo)  # as the message says
+    assert dvc_status(repo) == {}
 
 
 # --- params.yaml: not YAML, a wrong type, an unknown key ----------------------------------------

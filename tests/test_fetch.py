@@ -3,7 +3,10 @@ import functools
 import gzip
 import hashlib
 import http.server
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -14,6 +17,8 @@ import pytest
 from pipeline import datasets, fetch
 from pipeline.errors import DataError
 from tests.builders import idx_bytes, legacy_pickle, small_mnist, split_legacy
+from tests.conftest import ROOT, env, set_params
+from tests.faults_helpers import special_path
 
 
 def sha256(raw: bytes) -> str:
@@ -58,6 +63,38 @@ def test_from_local_idx_directory(tmp_path):
 def test_from_local_missing_path(tmp_path):
     with pytest.raises(DataError, match="fetch.source: .*no such file or directory"):
         fetch.from_local(tmp_path / "nowhere.npz")
+
+
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [
+        ("loop", "symlink loop"),
+        ("device", r"not a regular file or folder \(a device\)"),
+        ("fifo", r"not a regular file or folder \(a named pipe\)"),
+    ],
+)
+def test_from_local_says_what_a_source_that_is_no_file_or_folder_is(tmp_path, kind, problem):
+    path = special_path(kind, tmp_path)
+    with pytest.raises(DataError, match=rf"^fetch.source: {re.escape(str(path))}: {problem} \(expected 'auto', "):
+        fetch.from_local(path)
+
+
+def test_from_local_of_a_folder_without_idx_files(tmp_path):
+    with pytest.raises(DataError, match=f"^{re.escape(str(tmp_path))}: missing train-images-idx3-ubyte or train-images-idx3-ubyte.gz$"):
+        fetch.from_local(tmp_path)
+
+
+def test_fetch_stage_with_dev_null_as_source_stops_with_one_line(tmp_path):
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    set_params(tmp_path, **{"fetch.source": "/dev/null"})
+    command = [sys.executable, "-m", "stages.fetch"]
+    result = subprocess.run(command, cwd=tmp_path, env=env(PYTHONPATH=str(ROOT)), capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: fetch.source: /dev/null: not a regular file or folder (a device) "
+        "(expected 'auto', 'url', 'package', an .npz file or a directory of IDX files)\n"
+    )
+    assert not (tmp_path / "data").exists()
 
 
 def test_fetch_of_a_missing_local_path(tmp_path, monkeypatch):

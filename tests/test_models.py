@@ -1,6 +1,7 @@
 """The network, its byte-stable model file, and seeded training (imports TensorFlow: a few seconds)."""
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 import time
@@ -9,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from pipeline import config, models, training
+from pipeline import artifacts, config, models, paths, training
 from pipeline.errors import DataError
 from pipeline.tf import keras
 from tests.conftest import ROOT
@@ -70,10 +71,110 @@ def test_load_model_of_a_missing_file(tmp_path):
         models.load_model(tmp_path / "absent.keras")
 
 
-def test_load_model_of_a_text_file(tmp_path):
-    (tmp_path / "model.keras").write_text("not a model\n")
-    with pytest.raises(DataError, match="model.keras: not a loadable Keras model"):
-        models.load_model(tmp_path / "model.keras")
+def cut_in_half(path):
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 2])
+
+
+def flip_middle_bytes(path):
+    raw = bytearray(path.read_bytes())
+    middle = len(raw) // 2  # inside the weights, the largest member
+    raw[middle : middle + 64] = bytes(b ^ 0xFF for b in raw[middle : middle + 64])
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize(
+    ("damage", "detail"),
+    [
+        (cut_in_half, "not a zip archive"),
+        (lambda path: path.write_text("not a model\n"), "not a zip archive"),
+        (flip_middle_bytes, "BadZipFile: Bad CRC-32 for file 'model.weights.h5'"),
+    ],
+    ids=["truncated", "text", "flipped-bytes"],
+)
+def test_load_model_of_a_damaged_file_says_so_in_one_line(model, tmp_path, damage, detail):
+    path = tmp_path / "model.keras"  # outside the repository's outputs: no restore hint
+    models.save_model(model, path)
+    damage(path)
+    with pytest.raises(DataError) as error:
+        models.load_model(path)
+    assert str(error.value) == f"{path}: not a loadable Keras model (damaged or not a Keras file: {detail})"
+
+
+def test_load_model_of_the_repos_damaged_model_says_how_to_restore_it(model, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    models.save_model(model, paths.MODEL)
+    cut_in_half(paths.MODEL)
+    with pytest.raises(DataError) as error:
+        models.load_model(paths.MODEL)
+    assert str(error.value) == (
+        "models/model.keras: not a loadable Keras model (damaged or not a Keras file: not a zip archive); "
+        "restore it with `dvc checkout --force models/model.keras` or rebuild it with `dvc repro`"
+    )
+
+
+def test_load_model_of_a_path_that_is_no_file_names_what_it_is(tmp_path):
+    with pytest.raises(DataError, match=r"^/dev/null: not a regular file \(a device\)$"):
+        models.load_model("/dev/null")
+    with pytest.raises(DataError, match=f"^{re.escape(str(tmp_path))}: is a folder, not a file$"):
+        models.load_model(tmp_path)
+
+
+def wrong_model(inputs: tuple[int, ...], outputs: int):
+    layers = keras().layers
+    return keras().Sequential([keras().Input(shape=inputs), layers.Flatten(), layers.Dense(outputs, activation="softmax")])
+
+
+WRONG_SHAPES = {  # (input shape, classes) -> what the one line says the model has
+    "3-classes": ((28, 28), 3, "input (None, 28, 28) and output (None, 3)"),
+    "12-classes": ((28, 28), 12, "input (None, 28, 28) and output (None, 12)"),
+    "flat-input": ((784,), 10, "input (None, 784) and output (None, 10)"),
+    "both": ((784,), 3, "input (None, 784) and output (None, 3)"),
+}
+
+
+@pytest.mark.parametrize("name", WRONG_SHAPES)
+def test_load_model_refuses_a_model_of_the_wrong_shape(tmp_path, name):
+    inputs, outputs, has = WRONG_SHAPES[name]
+    path = tmp_path / "bad.keras"
+    models.save_model(wrong_model(inputs, outputs), path)
+    with pytest.raises(DataError) as error:
+        models.load_model(path)
+    assert str(error.value) == f"{path}: expected a model from 28x28 images to 10 digit probabilities, got {has}"
+
+
+def test_load_model_accepts_images_with_a_channel_axis(tmp_path):
+    models.save_model(wrong_model((28, 28, 1), 10), tmp_path / "channel.keras")
+    assert models.load_model(tmp_path / "channel.keras").input_shape == (None, 28, 28, 1)
+
+
+def test_evaluate_refuses_a_model_of_the_wrong_shape_before_predicting(tmp_path, monkeypatch):
+    from stages import evaluate
+
+    monkeypatch.chdir(tmp_path)
+    images, labels = random_digits(20)
+    artifacts.save_split(paths.prepared("test"), images, labels)
+    artifacts.save_history(paths.HISTORY, [{"epoch": 1, "loss": 1.0, "accuracy": 0.5, "val_loss": 1.0, "val_accuracy": 0.5}])
+    models.save_model(wrong_model((28, 28), 3), paths.MODEL)  # scored, this would die of an IndexError
+    with pytest.raises(DataError) as error:
+        evaluate.main()
+    assert str(error.value) == (
+        "models/model.keras: expected a model from 28x28 images to 10 digit probabilities, got input (None, 28, 28) "
+        "and output (None, 3); restore it with `dvc checkout --force models/model.keras` or rebuild it with `dvc repro`"
+    )
+    assert not paths.METRICS.exists() and not paths.PREDICTIONS.exists()
+
+
+def test_predict_refuses_a_model_of_the_wrong_shape_in_one_line(tmp_path):
+    path = tmp_path / "bad.keras"
+    models.save_model(wrong_model((784,), 3), path)
+    command = [sys.executable, "-m", "pipeline.predict", "examples/pen-4.png", "--model", str(path)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (
+        f"error: {path}: expected a model from 28x28 images to 10 digit probabilities, "
+        "got input (None, 784) and output (None, 3)\n"
+    )
 
 
 def test_load_model_refuses_code(tmp_path):
