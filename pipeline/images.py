@@ -3,12 +3,13 @@
 Pillow decodes lazily: `Image.open` reads only the header, so the pixel count is checked
 before a single pixel is decoded and a decompression bomb costs nothing.
 """
+import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from pipeline.errors import ImageError
 
@@ -22,6 +23,18 @@ MAX_PIXELS = 50_000_000
 # on a blank 8-bit page; photos and scans sit below 20). More means damaged, or a bomb.
 MAX_PIXELS_PER_BYTE = 1000
 MIN_SIDE = 8
+# EXIF orientation -> the turn that shows the stored pixels upright (the table in Pillow's
+# ImageOps.exif_transpose, which also rewrites the metadata, and fails on damaged tags doing so).
+ORIENTATION_TAG = 0x0112
+UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 def image_files(directory: Path) -> list[Path]:
@@ -32,7 +45,7 @@ def image_files(directory: Path) -> list[Path]:
 def load_gray(path: Path) -> np.ndarray:
     """Decode an image file to a float32 grayscale array in [0, 1]; raise ImageError if unusable."""
     path = Path(path)
-    if not path.is_file():
+    if not os.path.isfile(path):  # unlike Path.is_file, False for a name too long, not an error
         raise ImageError(f"{path}: no such file")
     file_bytes = path.stat().st_size
     if file_bytes == 0:
@@ -46,8 +59,7 @@ def load_gray(path: Path) -> np.ndarray:
                 check_density(image.size, file_bytes, path)
                 image.seek(0)  # the first frame of a GIF or a multi-page TIFF
                 image.load()
-                # Phones store portrait photos sideways with an EXIF note to turn them upright.
-                return to_gray(ImageOps.exif_transpose(image))
+                return to_gray(upright(image), path)
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image (expected PNG, JPEG, BMP, GIF, TIFF or WebP)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -77,10 +89,24 @@ def check_density(size: tuple[int, int], file_bytes: int, name: Any) -> None:
         )
 
 
-def to_gray(image: Image.Image) -> np.ndarray:
+def upright(image: Image.Image) -> Image.Image:
+    """`image` turned as its EXIF orientation says; as stored if that cannot be read or applied.
+
+    Phones store portrait photos sideways with an EXIF note to turn them upright. EXIF is often
+    damaged, and the pixels are the picture whatever the note says: any failure here means
+    "as stored", never a lost image.
+    """
+    try:
+        turn = UPRIGHT.get(image.getexif().get(ORIENTATION_TAG))
+        return image.transpose(turn) if turn is not None else image
+    except Exception:  # noqa: BLE001 -- Pillow's EXIF parser raises struct.error, TypeError, ...
+        return image
+
+
+def to_gray(image: Image.Image, name: Any = "image") -> np.ndarray:
     """Luminance in [0, 1]; transparent parts count as white paper."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        values = np.asarray(image, dtype=np.float32)
+        values = finite(np.asarray(image, dtype=np.float32), name)
         top = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
         return np.clip(values / top, 0.0, 1.0)
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
@@ -90,26 +116,24 @@ def to_gray(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.float32) / np.float32(255)
 
 
+def finite(values: np.ndarray, name: Any) -> np.ndarray:
+    """`values`, or ImageError if any is NaN or infinite: no level of gray, and no digit."""
+    if not np.isfinite(values).all():
+        raise ImageError(f"{name}: the image holds NaN or infinite values")
+    return values
+
+
 def from_array(array: np.ndarray, name: str = "array") -> np.ndarray:
     """Accept a 2-D grayscale or 3-D RGB(A) array: uint8 in 0-255 or floats in [0, 1]."""
     array = np.asarray(array)
-    if array.ndim == 3 and array.shape[2] in (3, 4):
-        mode = "RGBA" if array.shape[2] == 4 else "RGB"
-        image = Image.fromarray(_to_uint8(array), mode=mode)
-        check_size(image.size, name)
-        return to_gray(image)
-    if array.ndim != 2:
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
         raise ImageError(f"{name}: expected a 2-D grayscale or HxWx3/4 colour array, got shape {array.shape}")
     check_size((array.shape[1], array.shape[0]), name)
     if array.dtype == np.uint8:
-        return array.astype(np.float32) / np.float32(255)
-    values = array.astype(np.float32)
-    if not np.isfinite(values).all():
-        raise ImageError(f"{name}: the array holds NaN or infinite values")
-    return np.clip(values, 0.0, 1.0)
-
-
-def _to_uint8(array: np.ndarray) -> np.ndarray:
-    if array.dtype == np.uint8:
-        return array
-    return np.round(np.clip(np.nan_to_num(array.astype(np.float32)), 0, 1) * 255).astype(np.uint8)
+        values = array.astype(np.float32) / np.float32(255)
+    else:
+        values = np.clip(finite(array.astype(np.float32), name), 0.0, 1.0)
+    if array.ndim == 2:
+        return values
+    mode = "RGBA" if array.shape[2] == 4 else "RGB"
+    return to_gray(Image.fromarray(np.round(values * 255).astype(np.uint8), mode=mode), name)

@@ -22,12 +22,15 @@ MIN_CONTRAST = 0.15
 STROKE_WIDTH = 3.0
 # Specks smaller than this fraction of the largest stroke are noise, not part of the digit.
 SPECK_FRACTION = 0.05
+# Ink levels closer than this are one level (a two-tone image, give or take float rounding):
+# well under one step of an 8-bit image, well over the rounding of averaging equal pixels.
+ONE_LEVEL = 1 / 1024
 
 
 def to_mnist(gray: np.ndarray, name: str = "image") -> np.ndarray:
     """A grayscale image in [0, 1] (either polarity, any size) as a 28x28 float32 MNIST digit."""
     ink = _ink(_shrink(gray), name)
-    digit = _crop_digit(ink)
+    digit = _crop_digit(ink, name)
     scale = BOX / max(digit.shape)
     digit = _thicken(digit, scale)
     digit = _resize(digit, scale)
@@ -55,15 +58,22 @@ def _ink(gray: np.ndarray, name: str) -> np.ndarray:
     strongest = float(ndimage.uniform_filter(ink, size=2).max())
     if strongest < MIN_CONTRAST:
         raise ImageError(f"{name}: no digit found (the image is blank or has too little contrast)")
+    # Both terms lie below the brightest ink pixel (Otsu's level always does, and `strongest` is
+    # an average of ink), so some ink is above the threshold and so is `typical`: the stretch
+    # below cannot divide by zero or leave nothing, even when all the ink is one level.
     threshold = max(_otsu(ink[ink > 0]), strongest * 0.25)
     # Below the threshold is paper, noise or shadow. Stretching from there to the typical ink
     # level gives back the steep edges of MNIST's strokes even when the photo is blurred.
-    typical = float(np.median(ink[ink >= threshold]))
-    return np.clip((ink - threshold) / max(typical - threshold, 1e-6), 0.0, 1.0)
+    typical = float(np.median(ink[ink > threshold]))
+    return np.clip((ink - threshold) / (typical - threshold), 0.0, 1.0)
 
 
 def _otsu(values: np.ndarray) -> float:
-    """The level that best separates `values` into two classes (Otsu's method)."""
+    """The level that best separates `values` into two classes (Otsu's method); always below
+    the largest value, and below all of them when they are one level (nothing to separate)."""
+    low, high = float(values.min()), float(values.max())
+    if high - low < ONE_LEVEL:  # a two-tone image: every ink pixel is equally ink
+        return low - ONE_LEVEL
     counts, edges = np.histogram(values, bins=128)
     centres = (edges[:-1] + edges[1:]) / 2
     weight = np.cumsum(counts)
@@ -73,12 +83,16 @@ def _otsu(values: np.ndarray) -> float:
     with np.errstate(divide="ignore", invalid="ignore"):
         between = (total_mean * below / total - mean[:-1]) ** 2 / (below * above)
     between = np.nan_to_num(between)
-    return float(edges[1:-1][np.argmax(between)]) if between.any() else float(centres.mean())
+    # An inner edge: above the lowest value and below the highest (the bins are wider than
+    # ONE_LEVEL / 128, far above float rounding).
+    return float(edges[1:-1][np.argmax(between)])
 
 
-def _crop_digit(ink: np.ndarray) -> np.ndarray:
+def _crop_digit(ink: np.ndarray, name: str) -> np.ndarray:
     """The digit's strokes cut to their bounding box, specks of noise removed."""
     labels, count = ndimage.label(ink > 0)
+    if count == 0:  # `_ink` keeps some ink; this is the guard if that ever stops being so
+        raise ImageError(f"{name}: no digit found (no ink left after separating it from the paper)")
     sizes = ndimage.sum_labels(np.ones_like(ink), labels, index=np.arange(1, count + 1))
     keep = np.flatnonzero(sizes >= SPECK_FRACTION * sizes.max()) + 1
     mask = np.isin(labels, keep)

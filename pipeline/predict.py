@@ -6,13 +6,16 @@
 Every input is brought to MNIST's form first (see `pipeline.normalise`). Inputs are read,
 normalised and classified in chunks, so any number of images runs in bounded memory. A bad input
 costs one line naming it; the others are still classified, and the exit code says that one failed.
+`--save-preprocessed DIR` writes `DIR/<stem>.28x28.png` for each input, and refuses up front,
+writing nothing, if any of those files exists: it never overwrites an input or anything else.
 """
 import argparse
 import dataclasses
 import io
-import itertools
 import json
+import os
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -21,13 +24,16 @@ import numpy as np
 from PIL import Image
 
 from pipeline import paths
-from pipeline.artifacts import write_bytes
-from pipeline.errors import PipelineError
+from pipeline.artifacts import output_folder
+from pipeline.errors import DataError, PipelineError
 from pipeline.images import SUFFIXES, from_array, image_files, load_gray, to_gray
 from pipeline.normalise import to_mnist
 
 CHUNK = 256  # images read and classified together
 UNSURE = 0.8  # below this confidence the runner-up is shown too
+# --save-preprocessed names: `pen-4.png` -> `pen-4.28x28.png`, never the input's own name.
+SAVED_SUFFIX = ".28x28.png"
+NON_FINITE = "the model gave non-finite probabilities (NaN weights?)"
 
 
 @dataclass(frozen=True)
@@ -92,40 +98,64 @@ class Predictor:
         ready = [p for p in prepared if p.error is None]
         probabilities = self.probabilities(np.stack([p.digit28 for p in ready])) if ready else []
         found = iter(probabilities)
-        return [p if p.error else dataclasses.replace(p, probabilities=next(found)) for p in prepared]
+        return [p if p.error else _answer(p, next(found)) for p in prepared]
+
+
+def _answer(prepared: Prediction, probabilities: np.ndarray) -> Prediction:
+    """`prepared` with the model's probabilities, or an error for it if they are not numbers."""
+    if not np.isfinite(probabilities).all():  # NaN is no digit, and not valid JSON
+        return Prediction(prepared.source, error=f"{prepared.source}: {NON_FINITE}")
+    return dataclasses.replace(prepared, probabilities=probabilities)
 
 
 def _prepare(image: Any, index: int) -> Prediction:
     source = str(image) if isinstance(image, (str, Path)) else f"<{type(image).__name__} {index}>"
     try:
-        if isinstance(image, (str, Path)):
-            gray = load_gray(Path(image))
-        elif isinstance(image, np.ndarray):
-            gray = from_array(image, source)
-        elif hasattr(image, "mode") and hasattr(image, "size"):  # a PIL image
-            gray = to_gray(image)
-        else:
-            raise PipelineError(f"{source}: expected a file path, a PIL image or an array")
-        return Prediction(source, digit28=to_mnist(gray, source))
+        return _prepared(image, source)
     except PipelineError as error:
         return Prediction(source, error=str(error))
+    except Exception as error:  # noqa: BLE001 -- a bug met by one input must not lose the others
+        return Prediction(source, error=f"{source}: could not read this image ({one_line(error)})")
 
 
-def expand(inputs: list[str]) -> tuple[list[Path], list[Prediction]]:
-    """Files as given; a directory stands for the images in it. Also: errors for empty ones."""
+def one_line(error: Exception) -> str:
+    """`Type: message` with its newlines collapsed: one input, one line."""
+    return " ".join(f"{type(error).__name__}: {error}".split())
+
+
+def _prepared(image: Any, source: str) -> Prediction:
+    if isinstance(image, (str, Path)):
+        gray = load_gray(Path(image))
+    elif isinstance(image, np.ndarray):
+        gray = from_array(image, source)
+    elif hasattr(image, "mode") and hasattr(image, "size"):  # a PIL image
+        gray = to_gray(image, source)
+    else:
+        raise PipelineError(f"{source}: expected a file path, a PIL image or an array")
+    return Prediction(source, digit28=to_mnist(gray, source))
+
+
+def expand(inputs: list[str | Path]) -> tuple[list[Path], list[Prediction]]:
+    """Files as given; a directory stands for the images in it. Also: errors for empty or
+    unreadable directories."""
     expanded: list[Path] = []
-    empty: list[Prediction] = []
+    failed: list[Prediction] = []
     for name in inputs:
         path = Path(name)
-        if path.is_dir():
-            found = image_files(path)
-            expanded.extend(found)
-            if not found:
-                looked_for = ", ".join(SUFFIXES)
-                empty.append(Prediction(str(path), error=f"{path}: no images in this directory ({looked_for})"))
-        else:
+        if not os.path.isdir(path):  # unlike Path.is_dir, False for a name too long, not an error
             expanded.append(path)
-    return expanded, empty
+            continue
+        try:
+            found = image_files(path)
+        except OSError as error:  # a directory we may not read
+            problem = f"{path}: cannot list this directory ({error.strerror or error})"
+            failed.append(Prediction(str(path), error=problem))
+            continue
+        expanded.extend(found)
+        if not found:
+            looked_for = ", ".join(SUFFIXES)
+            failed.append(Prediction(str(path), error=f"{path}: no images in this directory ({looked_for})"))
+    return expanded, failed
 
 
 def describe(prediction: Prediction, top: int) -> str:
@@ -147,65 +177,151 @@ def as_json(prediction: Prediction, top: int) -> str:
     }
     if top > 1:
         record["top"] = [{"digit": d, "probability": round(p, 6)} for d, p in prediction.ranked[:top]]
-    return json.dumps(record)
+    return json.dumps(record, allow_nan=False)
 
 
-def save_preprocessed(prediction: Prediction, directory: Path, used: set[str]) -> None:
-    """Write the 28x28 digit the model saw as `DIR/<input name>.png`."""
-    stem = Path(prediction.source).stem.strip("<>").replace(" ", "-") or "image"
-    name, count = stem, 1
-    while name in used:  # two inputs with one name, from different directories
-        name, count = f"{stem}-{count}", count + 1
-    used.add(name)
+def output_names(files: list[Path]) -> list[str]:
+    """One distinct file name per input for --save-preprocessed: `<stem>.28x28.png`."""
+    used: set[str] = set()  # lower case: A.png and a.png are one file on macOS and Windows
+    names = []
+    for file in files:
+        stem = file.stem.replace(" ", "-") or "image"
+        name, count = stem, 1
+        while name.lower() in used:  # two inputs with one stem: a.png and a.jpg, or two folders
+            name, count = f"{stem}-{count}", count + 1
+        used.add(name.lower())
+        names.append(name + SAVED_SUFFIX)
+    return names
+
+
+def plan_outputs(files: list[Path], directory: Path) -> list[Path]:
+    """The path each input's 28x28 image will be saved to; DataError if any exists already.
+
+    Checked before any work, so a clash costs one line and nothing is written: whatever is in
+    the folder (the inputs themselves, or an earlier run's output) is never overwritten.
+    """
+    directory = output_folder(directory)
+    planned = [directory / name for name in output_names(files)]
+    existing = [path for path in planned if os.path.lexists(path)]
+    if existing:
+        others = f" (and {len(existing) - 1} more of the files to save)" if len(existing) > 1 else ""
+        raise DataError(
+            f"{existing[0]}: already exists{others}; --save-preprocessed never overwrites a file, "
+            "so nothing was done: remove them or save into another folder"
+        )
+    return planned
+
+
+def save_preprocessed(prediction: Prediction, path: Path) -> None:
+    """Write the 28x28 digit the model saw to `path`, a PNG, light on black like MNIST."""
     buffer = io.BytesIO()
     Image.fromarray(np.round(prediction.digit28 * 255).astype(np.uint8), mode="L").save(buffer, format="PNG")
-    write_bytes(directory / f"{name}.png", buffer.getvalue())
+    write_new(path, buffer.getvalue())
+
+
+def write_new(path: Path, raw: bytes) -> None:
+    """Create `path` holding `raw`, complete or not at all, and never over an existing file."""
+    tmp = None
+    try:
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(handle, "wb") as out:
+            out.write(raw)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; these are ordinary files
+        _link_new(Path(tmp), path, raw)
+    except FileExistsError:
+        raise DataError(f"{path}: appeared while predicting; not overwriting it") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot write: {error.strerror or error}") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _link_new(tmp: Path, path: Path, raw: bytes) -> None:
+    """Give the complete file `tmp` the name `path`; FileExistsError if that exists already."""
+    try:
+        os.link(tmp, path)  # a rename would replace an existing `path`; a link refuses to
+    except FileExistsError:
+        raise
+    except OSError:  # a filesystem without hard links (FAT, some shares): create exclusively
+        with open(path, "xb") as out:
+            out.write(raw)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.predict", description="Predict the handwritten digit in each image."
     )
-    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files, or directories of images")
-    parser.add_argument("--model", type=Path, default=paths.MODEL, help=f"a .keras model (default: {paths.MODEL})")
+    # type=path_argument: an empty argument is an error, not the current directory
+    inputs_help = "image files, or directories of images"
+    parser.add_argument("inputs", nargs="+", type=path_argument, metavar="IMAGE_OR_DIR", help=inputs_help)
+    model_help = f"a .keras model (default: {paths.MODEL})"
+    parser.add_argument("--model", type=path_argument, default=paths.MODEL, help=model_help)
     parser.add_argument("--top", type=int, default=1, metavar="K", help="show the K most likely digits")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
-    parser.add_argument("--save-preprocessed", type=Path, metavar="DIR", help="write the 28x28 image the model saw")
+    saved_help = f"write the 28x28 image the model saw as DIR/<name>{SAVED_SUFFIX}; never overwrites"
+    parser.add_argument("--save-preprocessed", type=path_argument, metavar="DIR", help=saved_help)
     args = parser.parse_args(argv)
     if not 1 <= args.top <= 10:
         parser.error(f"--top must be between 1 and 10, got {args.top}")
     return args
 
 
+def path_argument(text: str) -> Path:
+    """A path from the command line; an empty one is a mistake (a variable that expanded to
+    nothing?), not the current directory, which is what Path("") means."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path (a variable that expanded to nothing?)")
+    return Path(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Classify every input; return 1 if any input (or the model) failed, else 0."""
     args = parse_args(argv)
+    files, folder_errors = expand(args.inputs)
     try:
+        targets = plan_outputs(files, args.save_preprocessed) if args.save_preprocessed else [None] * len(files)
         predictor = Predictor.from_path(args.model)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    files, empty_dirs = expand(args.inputs)
     failed = False
-    used_names: set[str] = set()
-    # chain, not a list: one chunk at a time is printed and dropped, whatever the number of files
-    for chunk in itertools.chain([empty_dirs], predictor.stream(files)):
+    for prediction in folder_errors:
+        failed |= report(prediction, args)
+    planned = iter(targets)  # in the order of `files`, as the predictions come
+    # One chunk at a time is printed and dropped, whatever the number of files.
+    for chunk in predictor.stream(files):
         for prediction in chunk:
-            failed |= prediction.error is not None
-            if args.json:
-                print(as_json(prediction, args.top))
-            elif prediction.error:
-                print(f"error: {prediction.error}", file=sys.stderr)
-            else:
-                print(describe(prediction, args.top))
-            if args.save_preprocessed and prediction.error is None:
-                try:
-                    save_preprocessed(prediction, args.save_preprocessed, used_names)
-                except PipelineError as error:
-                    print(f"error: {error}", file=sys.stderr)
-                    failed = True
+            target = next(planned)
+            failed |= report(prediction, args)
+            if target is not None and prediction.error is None:
+                failed |= not save(prediction, target)
         sys.stdout.flush()
     return 1 if failed else 0
+
+
+def report(prediction: Prediction, args: argparse.Namespace) -> bool:
+    """Print one input's line (stdout, or stderr for an error); True if it is an error."""
+    if args.json:
+        print(as_json(prediction, args.top))
+    elif prediction.error:
+        print(f"error: {prediction.error}", file=sys.stderr)
+    else:
+        print(describe(prediction, args.top))
+    return prediction.error is not None
+
+
+def save(prediction: Prediction, path: Path) -> bool:
+    """`save_preprocessed`, reporting a failure as one line; True if saved."""
+    try:
+        save_preprocessed(prediction, path)
+    except PipelineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return False
+    except Exception as error:  # noqa: BLE001 -- one input's bug must not lose the others
+        print(f"error: {path}: could not save ({one_line(error)})", file=sys.stderr)
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -113,8 +113,20 @@ def test_arrays_in_either_range_and_colour():
     assert images.from_array(rgb).shape == (10, 12)
     with pytest.raises(ImageError, match=r"shape \(2, 3, 4, 5\)"):
         images.from_array(np.zeros((2, 3, 4, 5)))
-    with pytest.raises(ImageError, match="NaN"):
-        images.from_array(np.full((10, 10), np.nan))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("source", ["float-tiff", "gray-array", "rgb-array"])
+def test_nan_or_infinite_pixels_are_one_line_naming_the_input(tmp_path, source, bad):
+    values = np.tile(np.linspace(0, 1, 40, dtype=np.float32), (30, 1))
+    values[10:20, 10:20] = bad  # a patch of it, among ordinary pixels
+    with pytest.raises(ImageError, match="holds NaN or infinite values") as caught:
+        if source == "float-tiff":
+            images.load_gray(saved(tmp_path, Image.fromarray(values, mode="F"), "scan.tif"))
+        else:
+            images.from_array(values if source == "gray-array" else np.dstack([values] * 3), "scan")
+    name = tmp_path / "scan.tif" if source == "float-tiff" else "scan"
+    assert str(caught.value).startswith(f"{name}: ") and "\n" not in str(caught.value)
 
 
 def test_a_directory_means_its_images_in_name_order(tmp_path):
@@ -134,3 +146,36 @@ def test_exif_orientation_is_applied_as_a_phone_means_it(tmp_path):
     gray = images.load_gray(path)
     assert gray.shape == (30, 40)
     assert gray[:, 0].max() < 0.05 and gray[:, -1].min() > 0.9
+
+
+def phone_photo(tmp_path, damaged: bool = False) -> str:
+    """`gradient()` stored sideways, with EXIF orientation 6 and a Make tag."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
+    exif[0x010F] = "PhoneMaker"  # Make, a text tag
+    buffer = io.BytesIO()
+    gradient().transpose(Image.Transpose.ROTATE_90).save(buffer, format="JPEG", exif=exif)
+    raw = buffer.getvalue()
+    make_entry = b"\x01\x0f\x00\x02"  # tag 0x010F (Make), type 2 (text)
+    assert raw.count(make_entry) == 1
+    if damaged:  # retagged 0x0118, MinSampleValue: a number tag whose value is now text
+        raw = raw.replace(make_entry, b"\x01\x18\x00\x02")
+    path = tmp_path / "phone.jpg"
+    path.write_bytes(raw)
+    return path
+
+
+def test_damaged_exif_tags_do_not_stop_the_orientation_being_applied(tmp_path):
+    # Pillow reads this orientation, then fails (struct.error) writing the damaged tags back.
+    gray = images.load_gray(phone_photo(tmp_path, damaged=True))
+    assert gray.shape == (30, 40)
+    assert gray[:, 0].max() < 0.05 and gray[:, -1].min() > 0.9
+
+
+def test_unreadable_exif_means_the_image_as_stored(tmp_path, monkeypatch):
+    def unreadable(self):
+        raise struct.error("required argument is not an integer")
+
+    monkeypatch.setattr(Image.Image, "getexif", unreadable)
+    gray = images.load_gray(phone_photo(tmp_path))
+    assert gray.shape == (40, 30)  # sideways, as the sensor stored it

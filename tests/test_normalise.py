@@ -86,3 +86,27 @@ def test_realistic_set_is_seeded():
     first, again, other = (realistic.render_set(digits, seed) for seed in (1, 1, 2))
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(first, again))
     assert not all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(first, other))
+
+
+def painted_seven(dark_on_light: bool = True) -> np.ndarray:
+    """A "7" as a paint program draws it: pure ink on pure paper, no level in between."""
+    paper, ink = (255, 0) if dark_on_light else (0, 255)
+    image = Image.new("L", (200, 200), paper)
+    ImageDraw.Draw(image).line([(50, 40), (150, 40), (90, 170)], fill=ink, width=12)
+    return gray(image)
+
+
+@pytest.mark.parametrize("dark_on_light", [True, False], ids=["dark-on-light", "light-on-dark"])
+def test_a_two_tone_digit_normalises_like_its_blurred_copy(dark_on_light):
+    two_tone = painted_seven(dark_on_light)
+    assert set(np.unique(two_tone)) == {0.0, 1.0}
+    out = normalise.to_mnist(two_tone)
+    blurred = normalise.to_mnist(ndimage.gaussian_filter(two_tone, 2))
+    assert out.max() == 1.0 and (out > 0.5).sum() > 50  # a whole digit, not a dot
+    assert np.allclose(ndimage.center_of_mass(out), ndimage.center_of_mass(blurred), atol=1.0)
+    assert similarity(out, blurred) > 0.95
+
+
+def test_nothing_left_to_crop_is_an_image_error_not_a_crash():
+    with pytest.raises(ImageError, match="scan.png: no digit found"):
+        normalise._crop_digit(np.zeros((30, 30), np.float32), "scan.png")

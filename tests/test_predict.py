@@ -1,14 +1,17 @@
 """The predict CLI and API, with a model that reads typeset digits (imports TensorFlow)."""
+import errno
 import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from pipeline import models, predict
+from pipeline.errors import DataError
 from pipeline.predict import Predictor
 from tests.conftest import ROOT
 from tests.glyphs import glyph, template_model
@@ -91,9 +94,66 @@ def test_save_preprocessed_writes_what_the_model_saw(model_path, digits_dir, tmp
     out_dir = tmp_path / "seen"
     assert predict.main([str(digits_dir), "--model", str(model_path), "--save-preprocessed", str(out_dir)]) == 0
     saved = sorted(p.name for p in out_dir.iterdir())
-    assert saved == [f"digit{d}.png" for d in range(10)]
-    seen = np.asarray(Image.open(out_dir / "digit4.png"))
+    assert saved == [f"digit{d}.28x28.png" for d in range(10)]
+    seen = np.asarray(Image.open(out_dir / "digit4.28x28.png"))
     assert seen.shape == (28, 28) and seen.max() == 255 and seen[0].max() == 0  # light on black
+
+
+def files_in(directory) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
+
+
+def test_save_preprocessed_into_the_input_folder_keeps_the_inputs(model_path, digits_dir):
+    inputs = files_in(digits_dir)
+    args = [str(digits_dir), "--model", str(model_path), "--save-preprocessed", str(digits_dir)]
+    assert predict.main(args) == 0
+    after = files_in(digits_dir)
+    assert {name: after[name] for name in inputs} == inputs  # byte for byte
+    assert sorted(set(after) - set(inputs)) == [f"digit{d}.28x28.png" for d in range(10)]
+
+
+def test_save_preprocessed_refuses_up_front_if_any_output_exists(model_path, digits_dir, tmp_path, capsys):
+    out_dir = tmp_path / "seen"
+    out_dir.mkdir()
+    for name in ("digit3.28x28.png", "digit5.28x28.png"):
+        (out_dir / name).write_bytes(b"an earlier run's, or the user's")
+    before = files_in(out_dir)
+    assert predict.main([str(digits_dir), "--model", str(model_path), "--save-preprocessed", str(out_dir)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1  # nothing predicted: one line, and no work done
+    assert err.startswith(f"error: {out_dir / 'digit3.28x28.png'}: already exists (and 1 more")
+    assert files_in(out_dir) == before
+
+
+def test_save_preprocessed_into_a_file_is_one_line(model_path, digits_dir, tmp_path, capsys):
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    assert predict.main([str(digits_dir), "--model", str(model_path), "--save-preprocessed", str(target)]) == 1
+    assert capsys.readouterr().err == f"error: {target}: is a file, not a folder\n"
+    assert target.read_text() == "mine"
+
+
+def test_every_input_gets_its_own_output_name():
+    inputs = [Path("a/x.png"), Path("b/x.png"), Path("x.jpg"), Path("X.gif"), Path("my digit.png")]
+    # X.gif apart from x.jpg: one file on a case-insensitive disk (macOS, Windows)
+    expected = ["x.28x28.png", "x-1.28x28.png", "x-2.28x28.png", "X-3.28x28.png", "my-digit.28x28.png"]
+    assert predict.output_names(inputs) == expected
+
+
+def no_hard_links(source, destination):
+    raise PermissionError(errno.EPERM, "Operation not permitted")  # as on FAT or some network shares
+
+
+@pytest.mark.parametrize("hard_links", [True, False], ids=["linked", "no-hard-links"])
+def test_a_file_that_appears_after_the_check_is_not_overwritten(tmp_path, monkeypatch, hard_links):
+    if not hard_links:
+        monkeypatch.setattr(predict.os, "link", no_hard_links)
+    fresh, taken = tmp_path / "fresh.28x28.png", tmp_path / "taken.28x28.png"
+    taken.write_bytes(b"someone else's")
+    predict.write_new(fresh, b"ours")
+    with pytest.raises(DataError, match="taken.28x28.png: appeared while predicting; not overwriting it"):
+        predict.write_new(taken, b"ours")
+    assert files_in(tmp_path) == {"fresh.28x28.png": b"ours", "taken.28x28.png": b"someone else's"}  # no temporaries
 
 
 @pytest.mark.parametrize(
@@ -146,3 +206,111 @@ def test_command_line_entry_point(model_path, digits_dir, tmp_path):
     assert result.returncode == 1
     assert result.stdout.startswith(f"{digits_dir / 'digit1.tiff'}: 1 (")
     assert result.stderr == f"error: {tmp_path / 'nope.png'}: no such file\n"  # no traceback, no TF log noise
+
+
+def two_tone_seven() -> Image.Image:
+    """The typeset 7 with every pixel pure ink or pure paper, as a paint program or a fax has it."""
+    return glyph(7).point(lambda v: 0 if v < 128 else 255)
+
+
+@pytest.fixture
+def two_tone_dir(tmp_path):
+    """The two-tone 7 in every two-tone form, and a blurred copy to compare with."""
+    seven = two_tone_seven()
+    ink_on_glass = Image.new("RGBA", seven.size, (0, 0, 0, 0))  # hard-edged ink, transparent paper
+    ink_on_glass.putalpha(seven.point(lambda v: 255 - v))
+    seven.save(tmp_path / "gray.png")
+    seven.convert("1").save(tmp_path / "bilevel.png")
+    seven.convert("1").save(tmp_path / "fax.tif", compression="group4")
+    seven.convert("P").save(tmp_path / "two-colour.gif")
+    seven.convert("P").save(tmp_path / "palette.png")
+    ink_on_glass.save(tmp_path / "transparent.png")
+    seven.filter(ImageFilter.GaussianBlur(3)).save(tmp_path / "blurred.png")
+    modes = {"gray.png": "L", "bilevel.png": "1", "fax.tif": "1", "two-colour.gif": "P", "palette.png": "P"}
+    assert {p.name: mode_of(p) for p in tmp_path.iterdir()} == {**modes, "transparent.png": "RGBA", "blurred.png": "L"}
+    return tmp_path
+
+
+def mode_of(path) -> str:
+    with Image.open(path) as image:
+        return image.mode
+
+
+def test_two_tone_images_read_as_their_blurred_copies_do(model_path, two_tone_dir, capsys):
+    assert predict.main([str(two_tone_dir), "--model", str(model_path), "--json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(records) == 7 and {r["digit"] for r in records} == {7}
+
+
+def test_two_tone_arrays_read_through_the_api(model_path):
+    pixels = np.asarray(two_tone_seven())
+    ink = pixels < 128
+    arrays = [pixels, ink, ink.astype(np.uint8) * 255, pixels.astype(np.float32) / 255, ink.astype(np.float64)]
+    results = Predictor.from_path(model_path).predict(arrays)
+    assert [(r.error, r.digit) for r in results] == [(None, 7)] * len(arrays)
+
+
+def test_an_unexpected_failure_costs_one_line_and_no_other_answer(model_path, digits_dir, monkeypatch, capsys):
+    inputs = [digits_dir / f"digit{d}.png" for d in (0, 2, 6)]
+    real = predict.to_mnist
+
+    def fails_on_the_second(gray, name):
+        if name == str(inputs[1]):
+            raise ValueError("zero-size array to reduction operation maximum\nwhich has no identity")
+        return real(gray, name)
+
+    monkeypatch.setattr(predict, "to_mnist", fails_on_the_second)
+    assert predict.main([*map(str, inputs), "--model", str(model_path)]) == 1
+    out, err = capsys.readouterr()
+    assert [line.split(": ")[0] for line in out.splitlines()] == [str(inputs[0]), str(inputs[2])]
+    assert err == (
+        f"error: {inputs[1]}: could not read this image "
+        "(ValueError: zero-size array to reduction operation maximum which has no identity)\n"
+    )
+
+
+@pytest.mark.parametrize("empty", ["IMAGE_OR_DIR", "--save-preprocessed", "--model"])
+def test_an_empty_path_is_an_error_not_the_current_folder(model_path, digits_dir, monkeypatch, capsys, empty):
+    monkeypatch.chdir(digits_dir)  # what Path("") would have meant
+    argv = {
+        "IMAGE_OR_DIR": ["", "--model", str(model_path)],
+        "--save-preprocessed": ["digit0.png", "--model", str(model_path), "--save-preprocessed", ""],
+        "--model": ["digit0.png", "--model", ""],
+    }[empty]
+    before = files_in(digits_dir)
+    with pytest.raises(SystemExit) as caught:
+        predict.main(argv)
+    assert caught.value.code == 2 and "an empty path" in capsys.readouterr().err
+    assert files_in(digits_dir) == before
+
+
+def nan_model():
+    """A model of the right shape whose weights are NaN: every probability it gives is NaN."""
+    from pipeline.tf import keras
+
+    model = keras().Sequential(
+        [keras().Input(shape=(28, 28)), keras().layers.Flatten(), keras().layers.Dense(10, activation="softmax")]
+    )
+    kernel, bias = model.layers[-1].get_weights()
+    model.layers[-1].set_weights([np.full_like(kernel, np.nan), bias])
+    return model
+
+
+def strict_json(line: str) -> dict:
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def test_non_finite_probabilities_are_an_error_never_a_digit(digits_dir, tmp_path_factory, capsys):
+    path = tmp_path_factory.mktemp("nan") / "nan.keras"
+    models.save_model(nan_model(), path)
+    inputs = [str(digits_dir / "digit0.png"), str(digits_dir / "digit1.tiff")]
+    assert predict.main([*inputs, "--model", str(path), "--json"]) == 1
+    records = [strict_json(line) for line in capsys.readouterr().out.splitlines()]
+    expected = "the model gave non-finite probabilities (NaN weights?)"
+    assert records == [{"path": name, "error": f"{name}: {expected}"} for name in inputs]
+    assert predict.main([*inputs, "--model", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.splitlines() == [f"error: {name}: {expected}" for name in inputs]
