@@ -3,7 +3,6 @@
 Pillow decodes lazily: `Image.open` reads only the header, so the pixel count is checked
 before a single pixel is decoded and a decompression bomb costs nothing.
 """
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from pipeline.datasets import path_problem
 from pipeline.errors import ImageError
 
 # Only these decoders are ever run on an input: fewer parsers exposed to untrusted bytes.
@@ -45,8 +45,11 @@ def image_files(directory: Path) -> list[Path]:
 def load_gray(path: Path) -> np.ndarray:
     """Decode an image file to a float32 grayscale array in [0, 1]; raise ImageError if unusable."""
     path = Path(path)
-    if not os.path.isfile(path):  # unlike Path.is_file, False for a name too long, not an error
-        raise ImageError(f"{path}: no such file")
+    # A symlink loop, a folder or a device named as such, not "no such file"; a named pipe would
+    # block the decoder.
+    problem = path_problem(path)
+    if problem:
+        raise ImageError(f"{path}: {problem}")
     file_bytes = path.stat().st_size
     if file_bytes == 0:
         raise ImageError(f"{path}: empty file")

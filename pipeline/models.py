@@ -12,7 +12,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from pipeline import artifacts, datasets
+from pipeline import artifacts, datasets, paths
 from pipeline.config import TrainConfig
 from pipeline.errors import DataError
 from pipeline.tf import keras
@@ -177,7 +177,9 @@ def load_model(path: Path) -> Any:
     """Load a .keras model in safe mode (a file that would run code on load is refused) and
     check that it reads MNIST digits: every caller can then rely on its shape."""
     if not os.path.lexists(path):
-        raise DataError(f"{path}: no such model; train one with `dvc repro` or fetch it with `dvc pull`")
+        # Only the pipeline's own model can be trained or pulled; a --model elsewhere is a typo.
+        how = "; train one with `dvc repro` or fetch it with `dvc pull`" if paths.stage_output(path) else ""
+        raise DataError(f"{path}: no such model{how}")
     problem = datasets.path_problem(path)
     if problem:
         raise artifacts.file_error(path, problem)

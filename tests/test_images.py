@@ -10,6 +10,7 @@ from PIL import Image
 from pipeline import images
 from pipeline.images import ImageError
 from tests.conftest import peak_allocation
+from tests.faults_helpers import special_path
 
 
 def saved(tmp_path, image: Image.Image, name: str, **options) -> str:
@@ -66,6 +67,22 @@ def test_unusable_files_get_one_line_naming_them(tmp_path, content, message):
     with pytest.raises(ImageError, match=message) as caught:
         images.load_gray(path)
     assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [("loop", "symlink loop"), ("broken", "broken symlink"), ("fifo", "named pipe"), ("device", "a device")],
+)
+def test_a_path_that_is_no_image_file_says_what_it_is(tmp_path, kind, message):
+    path = special_path(kind, tmp_path)  # a named pipe would block the decoder: refused before opening
+    with pytest.raises(ImageError, match=message) as caught:
+        images.load_gray(path)
+    assert str(caught.value).startswith(f"{path}: ") and "\n" not in str(caught.value)
+
+
+def test_a_folder_named_as_an_image_says_so(tmp_path):
+    with pytest.raises(ImageError, match="is a folder, not a file"):
+        images.load_gray(tmp_path)
 
 
 @pytest.mark.parametrize("name", ["cut.png", "cut.jpg"])

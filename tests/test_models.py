@@ -67,8 +67,14 @@ def test_load_model_predicts_like_the_original(model, tmp_path):
 
 
 def test_load_model_of_a_missing_file(tmp_path):
-    with pytest.raises(DataError, match="absent.keras: no such model.*dvc repro"):
+    with pytest.raises(DataError, match=r"absent.keras: no such model$"):  # no dvc hint: not the pipeline's
         models.load_model(tmp_path / "absent.keras")
+
+
+def test_load_model_of_the_pipelines_missing_model_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match=r"^models/model.keras: no such model; train one with `dvc repro`"):
+        models.load_model(paths.MODEL)
 
 
 def cut_in_half(path):

@@ -159,7 +159,7 @@ def test_a_file_that_appears_after_the_check_is_not_overwritten(tmp_path, monkey
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda p: None, "no such model; train one with `dvc repro` or fetch it with `dvc pull`"),
+        (lambda p: None, "model.keras: no such model\n"),
         (lambda p: p.write_text("weights?"), "not a loadable Keras model"),
     ],
     ids=["missing", "not-keras"],
