@@ -6,8 +6,8 @@ Reads metrics/metrics.json and params.yaml at each commit of REV's first-parent 
 metrics/metrics.json: both are tracked by git, so nothing is retrained or pulled. Prints a table,
 newest first (commit, date, subject, test accuracy and loss, epochs, parameter count, and the
 params that differ from the row below), and writes a PNG of test accuracy over the same commits,
-oldest to newest. A commit whose params.yaml cannot be read is marked as such, not fatal: its
-reason goes to stderr.
+oldest to newest. A commit whose params.yaml cannot be read is marked as such, not fatal, and one
+whose metrics.json cannot be read is skipped: the reasons go to stderr.
 """
 import argparse
 import math
@@ -37,7 +37,11 @@ def entries(rev: str, limit: int) -> list[Entry]:
     oldest shown row's params are compared with."""
     found: list[Entry] = []
     for commit in revisions.log(rev, paths.METRICS):
-        metrics = revisions.read_json(commit.sha, paths.METRICS)
+        try:
+            metrics = revisions.read_json(commit.sha, paths.METRICS)
+        except DataError as error:  # history cannot be rewritten: say so and go on
+            print(f"skipped {commit.sha[:7]}: {error}", file=sys.stderr)
+            continue
         if isinstance(metrics, dict):  # a commit that deleted the file has none
             found.append(Entry(commit, metrics, revisions.read_params(commit.sha, paths.PARAMS)))
         if len(found) > limit:

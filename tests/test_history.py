@@ -141,6 +141,20 @@ def test_unreadable_params_are_marked_and_the_history_goes_on(repo, capsys):
     ]
 
 
+def test_a_commit_with_unreadable_metrics_is_skipped_and_the_history_goes_on(repo, capsys):
+    write_run(repo.path, MLP, metrics(0.97))
+    older = commit(repo.path, "good run")[:7]
+    (repo.path / "metrics/metrics.json").write_text('{"test_accuracy": 0.98,')  # cut short
+    broken = commit(repo.path, "metrics.json cut short")[:7]
+    write_run(repo.path, MLP, metrics(0.99))
+    newest = commit(repo.path, "good again")[:7]
+    history.main(["--out", "h.png"])
+    out, err = capsys.readouterr()
+    assert [row[0] for row in data_rows(out)][:2] == [newest, older]
+    assert err.splitlines()[0].startswith(f"skipped {broken}: metrics/metrics.json at {broken}")
+    assert err.splitlines()[0].count("not valid JSON") == 1
+
+
 def test_limit_of_one_with_unreadable_params_in_the_commit_below(repo):
     # -n 1 reads a second commit to compare with: its params.yaml must not stop the first's row
     write_run(repo.path, "- not\n- a mapping\n", metrics(0.98))
