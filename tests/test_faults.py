@@ -508,6 +508,11 @@ BAD_PARAMS = {  # a line replaced in params.yaml: (old, new, how the one line a 
     "not-yaml": ("  epochs: 1", "  epochs: [1", "error: params.yaml: not valid YAML at line {next}, column "),
     "wrong-type": ("  epochs: 1", "  epochs: ten", "error: params.yaml: train.epochs: expected an integer, got str 'ten'"),
     "unknown-key": ("  epochs: 1", "  epochs: 1\n  epoch: 2", "error: params.yaml: unknown key train.epoch (known keys: "),
+    # `dvc repro` refuses a duplicate key; a stage run directly must not take the last one silently.
+    "duplicate-key": (
+        "  epochs: 1", "  epochs: 1\n  epochs: 2",
+        'error: params.yaml: not valid YAML at line {next}, column 3: found duplicate key "epochs"',
+    ),
 }
 
 
@@ -515,7 +520,7 @@ def break_params(repo: Path, fault: str) -> str:
     """Break repo/params.yaml as BAD_PARAMS[fault] says; return the start of the expected line."""
     old, new, line = BAD_PARAMS[fault]
     lines = (repo / "params.yaml").read_text().splitlines()
-    index = lines.index(old)
+    index = next(i for i, text in enumerate(lines) if text.split("#")[0].rstrip() == old)  # comments kept by set_params
     lines[index] = new
     (repo / "params.yaml").write_text("\n".join(lines) + "\n")
     return line.format(next=index + 2)
