@@ -5,10 +5,12 @@ are no regular file, for the readers' tests.
 Nothing here is imported by the pipeline. The shim reaches a stage only through PYTHONPATH, which
 a test sets for the `dvc repro` or `python -m stages.<name>` it starts.
 """
+import functools
 import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -102,6 +104,9 @@ class Started:
     ):
         logs.mkdir(parents=True, exist_ok=True)
         self.out_path, self.err_path = logs / "stdout", logs / "stderr"
+        # A terminal's job hears Ctrl-C even when pytest itself was started in the background
+        # (`cmd &` in a script), which would hand every child SIGINT ignored.
+        popen.setdefault("preexec_fn", functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL))
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
             self.process = subprocess.Popen(
                 args, cwd=cwd, env=environment or env(), stdout=out, stderr=err, start_new_session=True, **popen
