@@ -557,11 +557,14 @@ def test_bad_params_under_dvc_repro(built_repo, tmp_path, fault):
     assert result.wait(120) != 0
     assert not faults.tensorflow_imported(shims)
     assert "Traceback" not in result.out() + result.err()
-    if fault == "not-yaml":
+    if fault in ("not-yaml", "duplicate-key"):
         # DVC reads params.yaml itself first and refuses with its own message (several lines,
         # with a caret under the spot); no stage starts.
         assert "ERROR: unable to read: 'params.yaml', YAML file structure is corrupted" in result.err()
-        assert line.split("at ")[1] in result.err() and "Running stage" not in result.out()
+        where = line.split("at ")[1].split(":")[0]  # "line N, column M", as DVC words it too
+        assert where in result.err() and "Running stage" not in result.out()
+        if fault == "duplicate-key":
+            assert 'found duplicate key "epochs"' in result.err()
     else:
         ours = [l for l in faults.stderr_lines(result.err()) if not l.startswith("ERROR: ")]
         assert len(ours) == 1 and ours[0].startswith(line)
