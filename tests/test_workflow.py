@@ -47,7 +47,7 @@ def test_checks_out_all_history_and_caches_pip():
     python = step(uses="actions/setup-python@")["with"]
     assert python["cache"] == "pip" and python["cache-dependency-path"] == "requirements.txt"
     assert str(python["python-version"]) == "3.11"
-    assert "pip install -r requirements.txt" in step(runs="pip install").get("run")
+    assert "pip install --require-hashes -r requirements.txt" in step(runs="pip install").get("run")
 
 
 def test_pulls_only_with_a_credential_then_reproduces_and_checks_status():
