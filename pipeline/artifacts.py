@@ -60,8 +60,11 @@ def output_folder(directory: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
+def atomic_path(path: Path, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; move it into place only if the block succeeds.
+
+    With `overwrite=False` an existing `path` is never replaced: FileExistsError instead.
+    """
     path = Path(path)
     output_folder(path.parent)
     try:
@@ -74,11 +77,27 @@ def atomic_path(path: Path) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o644)  # mkstemp makes files private; outputs are ordinary files
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
+    except FileExistsError:
+        raise  # only without overwrite: the caller says what it was about to write
     except OSError as error:
         raise DataError(f"{path}: cannot write: {error.strerror or error}") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _link_new(tmp: Path, path: Path) -> None:
+    """Give the complete file `tmp` the name `path`; FileExistsError if that exists already."""
+    try:
+        os.link(tmp, path)  # a rename would replace an existing `path`; a link refuses to
+    except FileExistsError:
+        raise
+    except OSError:  # a filesystem without hard links (FAT, some shares): create exclusively
+        with open(path, "xb") as out:
+            out.write(tmp.read_bytes())
 
 
 def remove_stale_temporaries(path: Path) -> None:

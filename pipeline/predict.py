@@ -15,7 +15,6 @@ import io
 import json
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -24,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline import paths
-from pipeline.artifacts import output_folder
+from pipeline.artifacts import atomic_path, output_folder
 from pipeline.errors import DataError, PipelineError
 from pipeline.images import SUFFIXES, from_array, image_files, load_gray, to_gray
 from pipeline.normalise import to_mnist
@@ -221,31 +220,11 @@ def save_preprocessed(prediction: Prediction, path: Path) -> None:
 
 def write_new(path: Path, raw: bytes) -> None:
     """Create `path` holding `raw`, complete or not at all, and never over an existing file."""
-    tmp = None
     try:
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(handle, "wb") as out:
-            out.write(raw)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; these are ordinary files
-        _link_new(Path(tmp), path, raw)
+        with atomic_path(path, overwrite=False) as tmp:
+            tmp.write_bytes(raw)
     except FileExistsError:
         raise DataError(f"{path}: appeared while predicting; not overwriting it") from None
-    except OSError as error:
-        raise DataError(f"{path}: cannot write: {error.strerror or error}") from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-
-
-def _link_new(tmp: Path, path: Path, raw: bytes) -> None:
-    """Give the complete file `tmp` the name `path`; FileExistsError if that exists already."""
-    try:
-        os.link(tmp, path)  # a rename would replace an existing `path`; a link refuses to
-    except FileExistsError:
-        raise
-    except OSError:  # a filesystem without hard links (FAT, some shares): create exclusively
-        with open(path, "xb") as out:
-            out.write(raw)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
