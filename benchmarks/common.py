@@ -1,4 +1,8 @@
-"""Helpers for the benchmarks: a fresh copy of the repo, and a command measured as it runs."""
+"""Helpers for the benchmarks: a fresh copy of the repo, and a command measured as it runs.
+
+`pipeline` and `tests.helpers` import because the project is installed in development mode
+(`pip install --no-deps --no-build-isolation -e .`, see pyproject.toml).
+"""
 import os
 import subprocess
 import sys
@@ -6,12 +10,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-from tests import repo_copy  # noqa: E402
-from tests.repo_copy import ROOT  # noqa: E402
-from pipeline.config import parse_yaml  # noqa: E402
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+from pipeline.config import parse_yaml
+from tests.helpers.repos import ROOT, commit_all, copy_repo, env, set_params
+
+ENV = env()
 
 
 @dataclass
@@ -36,9 +38,9 @@ def measure(args: list[str], cwd: Path) -> Measured:
 
 def fresh_copy(destination: Path, params: dict[str, object] | None = None) -> Path:
     """The repo as a user clones it (no outputs) in a new git repo, dotted params overridden."""
-    repo = repo_copy.copy_repo(destination)
-    repo_copy.set_params(repo, params or {})
-    repo_copy.commit_all(repo, "benchmark")
+    repo = copy_repo(destination)
+    set_params(repo, **(params or {}))
+    commit_all(repo, "benchmark")
     return repo
 
 

@@ -1,6 +1,6 @@
 """Predicting new images: accuracy on a realistic test set, throughput, latency, CLI cold start.
 
-The realistic set is MNIST's test split rendered as photos of ink on paper (`pipeline.realistic`):
+The realistic set is MNIST's test split rendered as photos of ink on paper (`tests/helpers/realistic.py`):
 never the training split. Run from the repo root after `dvc repro` (it reads the prepared test
 split and the model):
 
@@ -19,9 +19,9 @@ import numpy as np
 from PIL import Image
 
 from common import ENV, ROOT, cpu_name
-
-from pipeline import artifacts, paths, realistic  # noqa: E402
-from pipeline.predict import Predictor  # noqa: E402
+from pipeline import artifacts, paths
+from pipeline.predict import Predictor
+from tests.helpers import realistic
 
 
 def accuracy(predictions, labels: np.ndarray) -> float:

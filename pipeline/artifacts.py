@@ -19,8 +19,8 @@ import numpy as np
 from pipeline import datasets, paths
 from pipeline.errors import DataError
 
-# Columns of metrics/history.csv, one row per epoch.
-HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+# Columns of metrics/learning_curve.csv, one row per epoch.
+LEARNING_CURVE_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 
 
 def restore_hint(path: Path) -> str:
@@ -185,17 +185,17 @@ def load_predictions(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise file_error(path, f"not a number ({error})") from None
 
 
-def save_history(path: Path, history: list[dict[str, float]]) -> None:
+def save_learning_curve(path: Path, history: list[dict[str, float]]) -> None:
     save_csv(path, history)
 
 
-def load_history(path: Path) -> list[dict[str, float]]:
-    rows = load_csv(path, HISTORY_COLUMNS)
+def load_learning_curve(path: Path) -> list[dict[str, float]]:
+    rows = load_csv(path, LEARNING_CURVE_COLUMNS)
     if not rows:
         raise file_error(path, "no epochs recorded")
     try:
         return [
-            {key: (int if key == "epoch" else float)(row[key]) for key in HISTORY_COLUMNS}
+            {key: (int if key == "epoch" else float)(row[key]) for key in LEARNING_CURVE_COLUMNS}
             for row in rows
         ]
     except (TypeError, ValueError) as error:

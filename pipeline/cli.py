@@ -1,4 +1,6 @@
-"""The one place that turns an expected failure into a one-line message and an exit code."""
+"""The one entry point of every command and stage: an expected failure, a full disk or Ctrl-C
+becomes one line on stderr and an exit code (1, or 130 for Ctrl-C); anything else is a bug and
+keeps its traceback."""
 import ctypes
 import errno
 import os
@@ -16,12 +18,17 @@ from pipeline.errors import PipelineError
 ENVIRONMENT_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 INTERRUPTED = "interrupted: no output was completed; run `dvc repro` again"
+COMMAND_INTERRUPTED = "interrupted"  # the tools users run by hand: nothing to `dvc repro`
 INTERRUPT_GRACE = 3.0  # seconds for a KeyboardInterrupt to unwind before the process just exits
 
 
-def run(main: Callable[[], None]) -> None:
-    """Call a stage's `main`; a PipelineError, a full disk or Ctrl-C ends the process with one line."""
-    interrupt = Interrupt()
+def run(main: Callable[[], int | None], interrupted: str = INTERRUPTED) -> None:
+    """Call `main`; a PipelineError, a full disk or Ctrl-C ends the process with one line.
+
+    `main` may return an exit code (predict: 1 when one input of many failed); `interrupted` is
+    the line Ctrl-C prints.
+    """
+    interrupt = Interrupt(interrupted)
     # A shell starts background jobs with SIGINT ignored; they stay deaf to Ctrl-C.
     listening = (
         threading.current_thread() is threading.main_thread()
@@ -31,7 +38,7 @@ def run(main: Callable[[], None]) -> None:
         signal.signal(signal.SIGINT, interrupt)
     stop_with_dvc(signal.SIGINT if listening else signal.SIGTERM)
     try:
-        main()
+        code = main()
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
@@ -47,6 +54,8 @@ def run(main: Callable[[], None]) -> None:
     finally:
         if listening:
             signal.signal(signal.SIGINT, signal.default_int_handler)
+    if code:
+        sys.exit(code)
 
 
 class Interrupt:
@@ -57,7 +66,8 @@ class Interrupt:
     training run on to the end. So a watchdog exits on its own after INTERRUPT_GRACE seconds.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, message: str = INTERRUPTED) -> None:
+        self.message = message
         self.lock = threading.Lock()
         self.armed = False
         self.reported = False
@@ -78,7 +88,7 @@ class Interrupt:
     def report(self) -> None:
         with self.lock:
             if not self.reported:
-                print(INTERRUPTED, file=sys.stderr, flush=True)
+                print(self.message, file=sys.stderr, flush=True)
             self.reported = True
 
 

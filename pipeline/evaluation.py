@@ -24,7 +24,7 @@ def confusion(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
 def summarize(
     probabilities: np.ndarray,
     labels: np.ndarray,
-    history: list[dict[str, float]],
+    curve: list[dict[str, float]],
     param_count: int,
 ) -> dict[str, Any]:
     """The metrics file: test figures, the final epoch's train/val figures, per-class scores."""
@@ -34,7 +34,7 @@ def summarize(
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, predicted, labels=list(range(NUM_CLASSES)), zero_division=0
     )
-    last = history[-1]
+    last = curve[-1]
     per_class = {
         str(digit): {
             "precision": round(float(precision[digit]), DIGITS),
@@ -51,7 +51,7 @@ def summarize(
         "train_loss": round(float(last["loss"]), DIGITS),
         "val_accuracy": round(float(last["val_accuracy"]), DIGITS),
         "val_loss": round(float(last["val_loss"]), DIGITS),
-        "epochs": len(history),
+        "epochs": len(curve),
         "params": int(param_count),
         "per_class": per_class,
     }

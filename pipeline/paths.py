@@ -16,13 +16,13 @@ MODEL = Path("models/model.keras")
 
 METRICS_DIR = Path("metrics")
 DATASET_INFO = METRICS_DIR / "dataset.json"
-HISTORY = METRICS_DIR / "history.csv"
+LEARNING_CURVE = METRICS_DIR / "learning_curve.csv"  # loss and accuracy per epoch
 METRICS = METRICS_DIR / "metrics.json"
 PREDICTIONS = METRICS_DIR / "predictions.csv"
 PLOTS_DIR = METRICS_DIR / "plots"
 # Outputs with `cache: false` in dvc.yaml: committed to git, so every clone has them. A missing
 # one is a change to report and is restored by git; DVC caches (and `dvc pull`s) the rest.
-GIT_TRACKED = (DATASET_INFO, HISTORY, METRICS, PREDICTIONS, PLOTS_DIR)
+GIT_TRACKED = (DATASET_INFO, LEARNING_CURVE, METRICS, PREDICTIONS, PLOTS_DIR)
 
 # Written by `python -m pipeline.report` and `python -m pipeline.history`, not by DVC stages.
 REPORT_DIR = Path("report")
@@ -40,7 +40,7 @@ def prepared(split: str) -> Path:
 STAGE_OUTPUTS = {
     "fetch": [RAW, DATASET_INFO],
     "preprocess": [prepared(s) for s in SPLITS],
-    "train": [MODEL, HISTORY],
+    "train": [MODEL, LEARNING_CURVE],
     "evaluate": [METRICS, PREDICTIONS],
     "plot": [PLOTS_DIR],
 }

@@ -39,13 +39,13 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, count: int) -> Figure:
     return figure
 
 
-def learning_curve(history: list[dict[str, float]], metric: str) -> Figure:
+def learning_curve(curve: list[dict[str, float]], metric: str) -> Figure:
     """Training and validation `metric` ('loss' or 'accuracy') per epoch."""
-    epochs = [row["epoch"] for row in history]
+    epochs = [row["epoch"] for row in curve]
     figure = Figure(figsize=(6, 4))
     axes = figure.add_subplot()
-    axes.plot(epochs, [row[metric] for row in history], marker="o", label=f"training {metric}")
-    axes.plot(epochs, [row[f"val_{metric}"] for row in history], marker="o", label=f"validation {metric}")
+    axes.plot(epochs, [row[metric] for row in curve], marker="o", label=f"training {metric}")
+    axes.plot(epochs, [row[f"val_{metric}"] for row in curve], marker="o", label=f"validation {metric}")
     axes.set_xlabel("epoch")
     axes.set_ylabel(metric)
     axes.set_title(f"Training and validation {metric}")

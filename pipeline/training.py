@@ -4,7 +4,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.artifacts import HISTORY_COLUMNS
+from pipeline.artifacts import LEARNING_CURVE_COLUMNS
 from pipeline.config import TrainConfig
 from pipeline.models import build_model
 from pipeline.tf import keras, make_deterministic, tensorflow
@@ -79,7 +79,8 @@ def fit(
     log: Any = print,
     device_type: str = "GPU",
 ) -> tuple[Any, list[dict[str, float]]]:
-    """Build, compile and train the configured model; return it and its per-epoch history.
+    """Build, compile and train the configured model; return it and its learning curve
+    (loss and accuracy per epoch).
 
     `device_type` is what `train.distribute: auto` spreads over; tests pass "CPU" to split the
     CPU into logical devices.
@@ -102,11 +103,11 @@ def fit(
         verbose=0,
         callbacks=[epoch_log(params.epochs, log)],
     )
-    history = [
-        {"epoch": epoch + 1, **{key: float(result.history[key][epoch]) for key in HISTORY_COLUMNS[1:]}}
+    curve = [
+        {"epoch": epoch + 1, **{key: float(result.history[key][epoch]) for key in LEARNING_CURVE_COLUMNS[1:]}}
         for epoch in range(params.epochs)
     ]
-    return model, history
+    return model, curve
 
 
 def epoch_log(epochs: int, log: Any) -> Any:
@@ -118,7 +119,7 @@ def epoch_log(epochs: int, log: Any) -> Any:
 
     def end(epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
-        figures = "  ".join(f"{key} {logs[key]:.4f}" for key in HISTORY_COLUMNS[1:] if key in logs)
+        figures = "  ".join(f"{key} {logs[key]:.4f}" for key in LEARNING_CURVE_COLUMNS[1:] if key in logs)
         seconds = time.perf_counter() - started["time"]
         log(f"epoch {epoch + 1:>{len(str(epochs))}}/{epochs}  {figures}  ({seconds:.1f} s)")
 

@@ -1,6 +1,6 @@
 """Draw the sample digits, learning curves, confusion matrix and misclassified digits.
 
-Reads data/prepared/{train,test}.npz, metrics/history.csv and metrics/predictions.csv; writes
+Reads data/prepared/{train,test}.npz, metrics/learning_curve.csv and metrics/predictions.csv; writes
 PNGs to metrics/plots/.
 """
 from functools import partial
@@ -14,12 +14,12 @@ def main() -> None:
     params = config.load()
     train_images, train_labels = artifacts.load_split(paths.prepared("train"))
     test_images, _ = artifacts.load_split(paths.prepared("test"))
-    history = artifacts.load_history(paths.HISTORY)
+    curve = artifacts.load_learning_curve(paths.LEARNING_CURVE)
     actual, predicted, confidence = artifacts.load_predictions(paths.PREDICTIONS)
     figures = {
         "samples.png": plots.sample_grid(train_images, train_labels, params.plot.samples),
-        "loss.png": plots.learning_curve(history, "loss"),
-        "accuracy.png": plots.learning_curve(history, "accuracy"),
+        "loss.png": plots.learning_curve(curve, "loss"),
+        "accuracy.png": plots.learning_curve(curve, "accuracy"),
         "confusion.png": plots.confusion_heatmap(actual, predicted),
         "misclassified.png": plots.misclassified_gallery(
             test_images, actual, predicted, confidence, params.plot.misclassified

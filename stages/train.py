@@ -1,6 +1,6 @@
 """Train the model named in params.yaml:train.
 
-Reads data/prepared/{train,val}.npz; writes models/model.keras and metrics/history.csv.
+Reads data/prepared/{train,val}.npz; writes models/model.keras and metrics/learning_curve.csv.
 """
 from functools import partial
 
@@ -13,9 +13,9 @@ def main() -> None:
     params = config.load()
     train = artifacts.load_split(paths.prepared("train"))
     val = artifacts.load_split(paths.prepared("val"))
-    model, history = training.fit(train, val, params.train, params.seed, log=log)
+    model, curve = training.fit(train, val, params.train, params.seed, log=log)
     models.save_model(model, paths.MODEL)
-    artifacts.save_history(paths.HISTORY, history)
+    artifacts.save_learning_curve(paths.LEARNING_CURVE, curve)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import pytest
 from pipeline import artifacts, paths
 from pipeline.errors import DataError
 
-HISTORY = [
+LEARNING_CURVE = [
     {"epoch": 1, "loss": 0.9, "accuracy": 0.7, "val_loss": 1.0, "val_accuracy": 0.65},
     {"epoch": 2, "loss": 0.25, "accuracy": 0.93, "val_loss": 0.3125, "val_accuracy": 0.9},
 ]
@@ -91,7 +91,7 @@ def test_load_split_rejects_inconsistent_arrays(tmp_path, monkeypatch, images, l
 @pytest.mark.parametrize(
     ("path", "restore"),
     [
-        (paths.HISTORY, "git checkout -- metrics/history.csv"),
+        (paths.LEARNING_CURVE, "git checkout -- metrics/learning_curve.csv"),
         (paths.PLOTS_DIR / "loss.png", "git checkout -- metrics/plots/loss.png"),
         (paths.DATASET_INFO, "git checkout -- metrics/dataset.json"),
         (paths.MODEL, "dvc checkout --force models/model.keras"),
@@ -113,12 +113,12 @@ def test_restore_hint_is_empty_for_a_file_that_is_no_output(tmp_path, monkeypatc
 
 def test_a_damaged_git_tracked_output_says_to_restore_it_with_git(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    artifacts.write_bytes(paths.HISTORY, b"garbage\n")  # what `echo garbage > metrics/history.csv` leaves
+    artifacts.write_bytes(paths.LEARNING_CURVE, b"garbage\n")  # what `echo garbage > metrics/learning_curve.csv` leaves
     with pytest.raises(DataError) as error:
-        artifacts.load_history(paths.HISTORY)
+        artifacts.load_learning_curve(paths.LEARNING_CURVE)
     assert str(error.value) == (
-        "metrics/history.csv: missing columns epoch, loss, accuracy, val_loss, val_accuracy; "
-        "restore it with `git checkout -- metrics/history.csv` or rebuild it with `dvc repro`"
+        "metrics/learning_curve.csv: missing columns epoch, loss, accuracy, val_loss, val_accuracy; "
+        "restore it with `git checkout -- metrics/learning_curve.csv` or rebuild it with `dvc repro`"
     )
 
 
@@ -240,36 +240,36 @@ def test_load_csv_of_a_binary_file(tmp_path):
 
 
 def test_history_round_trip_restores_types(tmp_path):
-    artifacts.save_history(tmp_path / "history.csv", HISTORY)
-    loaded = artifacts.load_history(tmp_path / "history.csv")
-    assert loaded == HISTORY
+    artifacts.save_learning_curve(tmp_path / "learning_curve.csv", LEARNING_CURVE)
+    loaded = artifacts.load_learning_curve(tmp_path / "learning_curve.csv")
+    assert loaded == LEARNING_CURVE
     assert [type(row["epoch"]) for row in loaded] == [int, int]
-    assert all(type(row[key]) is float for row in loaded for key in artifacts.HISTORY_COLUMNS[1:])
+    assert all(type(row[key]) is float for row in loaded for key in artifacts.LEARNING_CURVE_COLUMNS[1:])
 
 
 def test_load_history_converts_text(tmp_path):
-    (tmp_path / "history.csv").write_text(
+    (tmp_path / "learning_curve.csv").write_text(
         "epoch,loss,accuracy,val_loss,val_accuracy\n1,0.5,0.75,0.625,1\n"
     )
-    assert artifacts.load_history(tmp_path / "history.csv") == [
+    assert artifacts.load_learning_curve(tmp_path / "learning_curve.csv") == [
         {"epoch": 1, "loss": 0.5, "accuracy": 0.75, "val_loss": 0.625, "val_accuracy": 1.0}
     ]
 
 
 def test_load_history_names_a_missing_column(tmp_path):
-    (tmp_path / "history.csv").write_text("epoch,loss,accuracy,val_loss\n1,0.5,0.75,0.625\n")
+    (tmp_path / "learning_curve.csv").write_text("epoch,loss,accuracy,val_loss\n1,0.5,0.75,0.625\n")
     with pytest.raises(DataError, match="missing columns val_accuracy"):
-        artifacts.load_history(tmp_path / "history.csv")
+        artifacts.load_learning_curve(tmp_path / "learning_curve.csv")
 
 
 @pytest.mark.parametrize("row", ["1,0.5,0.75,0.625,high", "1.5,0.5,0.75,0.625,1", "1,0.5,0.75"])
 def test_load_history_rejects_values_that_are_not_numbers(tmp_path, row):
-    (tmp_path / "history.csv").write_text(f"epoch,loss,accuracy,val_loss,val_accuracy\n{row}\n")
-    with pytest.raises(DataError, match="history.csv: not a number"):
-        artifacts.load_history(tmp_path / "history.csv")
+    (tmp_path / "learning_curve.csv").write_text(f"epoch,loss,accuracy,val_loss,val_accuracy\n{row}\n")
+    with pytest.raises(DataError, match="learning_curve.csv: not a number"):
+        artifacts.load_learning_curve(tmp_path / "learning_curve.csv")
 
 
 def test_load_history_with_no_epochs_is_an_error(tmp_path):
-    (tmp_path / "history.csv").write_text("epoch,loss,accuracy,val_loss,val_accuracy\n")
+    (tmp_path / "learning_curve.csv").write_text("epoch,loss,accuracy,val_loss,val_accuracy\n")
     with pytest.raises(DataError, match="no epochs recorded"):
-        artifacts.load_history(tmp_path / "history.csv")
+        artifacts.load_learning_curve(tmp_path / "learning_curve.csv")

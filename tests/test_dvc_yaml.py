@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from pipeline import paths
-from tests.conftest import ROOT
+from tests.helpers.repos import ROOT
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 STAGES = DVC["stages"]

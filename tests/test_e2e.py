@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline import datasets, fetch
-from tests.conftest import ran_stages, run, set_params
+from tests.helpers.repos import ran_stages, run, set_params
 
 pytestmark = pytest.mark.slow
 ALL_STAGES = ["fetch", "preprocess", "train", "evaluate", "plot"]

@@ -10,7 +10,7 @@ from pipeline import evaluation
 # Ten test images of digits 0-3; two are wrong (an image of 0 read as 1, one of 2 read as 0).
 LABELS = np.array([0, 0, 0, 1, 1, 2, 2, 2, 3, 3], dtype=np.uint8)
 PREDICTED = np.array([0, 0, 1, 1, 1, 2, 2, 0, 3, 3])
-HISTORY = [
+LEARNING_CURVE = [
     {"epoch": 1, "loss": 0.9, "accuracy": 0.7, "val_loss": 1.0, "val_accuracy": 0.65},
     {"epoch": 2, "loss": 0.25, "accuracy": 0.93, "val_loss": 0.3125, "val_accuracy": 0.9},
 ]
@@ -47,7 +47,7 @@ def test_confusion_counts():
 
 
 def test_summarize_test_figures():
-    summary = evaluation.summarize(confident(PREDICTED), LABELS, HISTORY, param_count=104_938)
+    summary = evaluation.summarize(confident(PREDICTED), LABELS, LEARNING_CURVE, param_count=104_938)
     assert summary["test_accuracy"] == 0.8
     expected_loss = -(8 * math.log(0.91) + 2 * math.log(0.01)) / 10  # wrong ones got 0.09/9
     assert summary["test_loss"] == pytest.approx(expected_loss, abs=1e-6)
@@ -55,7 +55,7 @@ def test_summarize_test_figures():
 
 
 def test_summarize_per_class_scores():
-    per_class = evaluation.summarize(confident(PREDICTED), LABELS, HISTORY, 1)["per_class"]
+    per_class = evaluation.summarize(confident(PREDICTED), LABELS, LEARNING_CURVE, 1)["per_class"]
     assert sorted(per_class, key=int) == [str(digit) for digit in range(10)]
     # digit 0: predicted for images 0, 1, 7 (two right); three true zeros, two found
     assert per_class["0"] == {"precision": 0.666667, "recall": 0.666667, "f1": 0.666667, "support": 3}
@@ -68,14 +68,14 @@ def test_summarize_per_class_scores():
 
 
 def test_summarize_takes_train_and_val_figures_from_the_last_epoch():
-    summary = evaluation.summarize(confident(PREDICTED), LABELS, HISTORY, 1)
+    summary = evaluation.summarize(confident(PREDICTED), LABELS, LEARNING_CURVE, 1)
     assert summary["epochs"] == 2
     assert summary["train_loss"] == 0.25 and summary["train_accuracy"] == 0.93
     assert summary["val_loss"] == 0.3125 and summary["val_accuracy"] == 0.9
 
 
 def test_summarize_is_plain_json():
-    summary = evaluation.summarize(confident(PREDICTED).astype(np.float32), LABELS, HISTORY, np.int64(5))
+    summary = evaluation.summarize(confident(PREDICTED).astype(np.float32), LABELS, LEARNING_CURVE, np.int64(5))
     assert json.loads(json.dumps(summary)) == summary
 
 

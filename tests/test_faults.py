@@ -26,9 +26,9 @@ import pytest
 
 from pipeline import artifacts, cli, models
 from pipeline.errors import DataError
-from tests import faults_helpers as faults
-from tests import repo_copy
-from tests.conftest import ROOT, dvc_status, env, make_pipeline_repo, ran_stages, run, set_params
+from tests.helpers import faults
+from tests.helpers import repos
+from tests.helpers.repos import ROOT, dvc_status, env, make_pipeline_repo, ran_stages, run, set_params
 
 pytestmark = pytest.mark.faults
 slow = pytest.mark.slow
@@ -145,7 +145,7 @@ def assert_no_model(repo: Path) -> None:
     """What a killed train leaves: no model or history (DVC removed the old ones), no temporaries,
     nothing new in the cache."""
     assert not (repo / "models/model.keras").exists()
-    assert not (repo / "metrics/history.csv").exists()
+    assert not (repo / "metrics/learning_curve.csv").exists()
     assert faults.temporaries(repo / "models") == [] and faults.temporaries(repo / "metrics") == []
     assert faults.bad_cache_objects(repo) == []
 
@@ -335,7 +335,7 @@ WRITERS = {
     "save_split": lambda path: artifacts.save_split(path, np.zeros((2, 28, 28), np.float32), np.arange(2)),
     "save_json": lambda path: artifacts.save_json(path, {"test_accuracy": 0.5}),
     "save_csv": lambda path: artifacts.save_csv(path, [{"actual": 1, "predicted": 2}]),
-    "save_history": lambda path: artifacts.save_history(path, [{"epoch": 1, "loss": 0.5}]),
+    "save_learning_curve": lambda path: artifacts.save_learning_curve(path, [{"epoch": 1, "loss": 0.5}]),
     "save_model": lambda path: models.save_model(ScratchModel(), path),
 }
 
@@ -490,14 +490,14 @@ def test_flipped_bytes_in_a_prepared_file_are_reported_and_repro_restores_it(bui
 
 @slow
 def test_a_damaged_git_tracked_output_is_reported_and_git_checkout_restores_it(built_repo):
-    repo, history = built_repo, built_repo / "metrics/history.csv"
-    repo_copy.commit_all(repo, "results")  # as committed after `dvc repro`: git holds the metrics
-    history.write_text("garbage\n")  # `echo garbage > metrics/history.csv`
+    repo, history = built_repo, built_repo / "metrics/learning_curve.csv"
+    repos.commit_all(repo, "results")  # as committed after `dvc repro`: git holds the metrics
+    history.write_text("garbage\n")  # `echo garbage > metrics/learning_curve.csv`
     assert stage_error(repo, "evaluate") == (
-        "error: metrics/history.csv: missing columns epoch, loss, accuracy, val_loss, val_accuracy; "
-        "restore it with `git checkout -- metrics/history.csv` or rebuild it with `dvc repro`\n"
+        "error: metrics/learning_curve.csv: missing columns epoch, loss, accuracy, val_loss, val_accuracy; "
+        "restore it with `git checkout -- metrics/learning_curve.csv` or rebuild it with `dvc repro`\n"
     )
-    run(["git", "checkout", "--", "metrics/history.csv"], cwd=repo)  # as the message says
+    run(["git", "checkout", "--", "metrics/learning_curve.csv"], cwd=repo)  # as the message says
     assert dvc_status(repo) == {}
 
 
@@ -613,7 +613,7 @@ def digit_files(directory: Path, count: int) -> Path:
     """`count` 64x64 PNG digits, dark on light and light on dark (20 renderings, cycled)."""
     import io
 
-    from tests.glyphs import glyph
+    from tests.helpers.glyphs import glyph
 
     rendered = []
     for digit in range(10):
@@ -628,14 +628,14 @@ def digit_files(directory: Path, count: int) -> Path:
 
 
 def predict_cost(image_dir: Path, warmup_dir: Path, model: Path) -> dict:
-    result = run([sys.executable, "-m", "tests.faults_helpers", str(image_dir), str(warmup_dir), str(model)], cwd=ROOT)
+    result = run([sys.executable, "-m", "tests.helpers.faults", str(image_dir), str(warmup_dir), str(model)], cwd=ROOT)
     return json.loads(result.stdout.splitlines()[-1])
 
 
 @slow
 def test_predict_streams_10000_images_in_bounded_memory(tmp_path):
     model = tmp_path / "model.keras"
-    save = "from pipeline import models; from tests.glyphs import template_model; import sys; models.save_model(template_model(), sys.argv[1])"
+    save = "from pipeline import models; from tests.helpers.glyphs import template_model; import sys; models.save_model(template_model(), sys.argv[1])"
     run([sys.executable, "-c", save, str(model)], cwd=ROOT)
     warmup = digit_files(tmp_path / "warmup", 256)
     small = predict_cost(digit_files(tmp_path / "small", 1_000), warmup, model)

@@ -14,11 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, TiffTags
 
-from pipeline import datasets, images, normalise
+from pipeline import datasets
+from pipeline.predict import images, normalise
 from pipeline.errors import DataError
-from pipeline.images import ImageError
-from tests.builders import idx_bytes
-from tests.conftest import peak_allocation
+from pipeline.predict.images import ImageError
+from tests.helpers.builders import idx_bytes
+from tests.helpers.memory import peak_allocation
 
 # Timing is checked in assert_only, outside tracemalloc, which slows some decoders 100-fold.
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

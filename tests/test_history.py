@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pipeline import history, revisions
+from pipeline.review import history, revisions
 from pipeline.errors import RevisionError
-from tests.conftest import ROOT, env
-from tests.revision_repos import commit, metrics, write_run
+from tests.helpers.repos import ROOT, env
+from tests.helpers.revision_repos import commit, metrics, write_run
 
 MLP = {"seed": 42, "train": {"model": "mlp", "epochs": 15}}
 CNN = {"seed": 42, "train": {"model": "cnn", "epochs": 10}}

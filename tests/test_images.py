@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import images
-from pipeline.images import ImageError
-from tests.conftest import peak_allocation
-from tests.faults_helpers import special_path
+from pipeline.predict import images
+from pipeline.predict.images import ImageError
+from tests.helpers.memory import peak_allocation
+from tests.helpers.faults import special_path
 
 
 def saved(tmp_path, image: Image.Image, name: str, **options) -> str:

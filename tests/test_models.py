@@ -13,7 +13,7 @@ import pytest
 from pipeline import artifacts, config, models, paths, training
 from pipeline.errors import DataError
 from pipeline.tf import keras
-from tests.conftest import ROOT
+from tests.helpers.repos import ROOT
 
 DEFAULTS = config.load(ROOT / "params.yaml").train
 PARAMS = dataclasses.replace(DEFAULTS, model="mlp", epochs=1, batch_size=32, dropout=0.0, augment=False)
@@ -160,7 +160,7 @@ def test_evaluate_refuses_a_model_of_the_wrong_shape_before_predicting(tmp_path,
     monkeypatch.chdir(tmp_path)
     images, labels = random_digits(20)
     artifacts.save_split(paths.prepared("test"), images, labels)
-    artifacts.save_history(paths.HISTORY, [{"epoch": 1, "loss": 1.0, "accuracy": 0.5, "val_loss": 1.0, "val_accuracy": 0.5}])
+    artifacts.save_learning_curve(paths.LEARNING_CURVE, [{"epoch": 1, "loss": 1.0, "accuracy": 0.5, "val_loss": 1.0, "val_accuracy": 0.5}])
     models.save_model(wrong_model((28, 28), 3), paths.MODEL)  # scored, this would die of an IndexError
     with pytest.raises(DataError) as error:
         evaluate.main()

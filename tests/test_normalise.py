@@ -4,9 +4,10 @@ import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from pipeline import normalise, realistic
-from pipeline.images import ImageError
-from tests.glyphs import glyph
+from pipeline.predict import normalise
+from tests.helpers import realistic
+from pipeline.predict.images import ImageError
+from tests.helpers.glyphs import glyph
 
 
 def gray(image: Image.Image) -> np.ndarray:

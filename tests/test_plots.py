@@ -8,7 +8,7 @@ from PIL import Image
 from pipeline import plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-HISTORY = [
+LEARNING_CURVE = [
     {"epoch": 1, "loss": 0.9, "accuracy": 0.7, "val_loss": 1.0, "val_accuracy": 0.65},
     {"epoch": 2, "loss": 0.4, "accuracy": 0.88, "val_loss": 0.5, "val_accuracy": 0.85},
     {"epoch": 3, "loss": 0.25, "accuracy": 0.93, "val_loss": 0.35, "val_accuracy": 0.9},
@@ -33,8 +33,8 @@ def predictions(count: int = 30) -> tuple[np.ndarray, np.ndarray]:
 
 FIGURES = {
     "samples": lambda: plots.sample_grid(images(), labels(), 9),
-    "loss": lambda: plots.learning_curve(HISTORY, "loss"),
-    "accuracy": lambda: plots.learning_curve(HISTORY, "accuracy"),
+    "loss": lambda: plots.learning_curve(LEARNING_CURVE, "loss"),
+    "accuracy": lambda: plots.learning_curve(LEARNING_CURVE, "accuracy"),
     "confusion": lambda: plots.confusion_heatmap(labels(), predictions()[0]),
     "misclassified": lambda: plots.misclassified_gallery(images(), labels(), *predictions(), 9),
     "no-mistakes": lambda: plots.misclassified_gallery(
@@ -66,7 +66,7 @@ def test_png_has_no_software_stamp(name):
 
 
 def test_png_size_follows_figure_size_and_dpi():
-    raw = plots.to_png(plots.learning_curve(HISTORY, "loss"), dpi=50)
+    raw = plots.to_png(plots.learning_curve(LEARNING_CURVE, "loss"), dpi=50)
     with Image.open(io.BytesIO(raw)) as image:
         assert image.size == (300, 200)  # figsize (6, 4) inches
 
@@ -82,7 +82,7 @@ def test_sample_grid_with_fewer_images_than_asked():
 
 
 def test_learning_curve_plots_both_series():
-    axes = plots.learning_curve(HISTORY, "accuracy").axes[0]
+    axes = plots.learning_curve(LEARNING_CURVE, "accuracy").axes[0]
     lines = {line.get_label(): line for line in axes.get_lines()}
     assert sorted(lines) == ["training accuracy", "validation accuracy"]
     np.testing.assert_array_equal(lines["validation accuracy"].get_ydata(), [0.65, 0.85, 0.9])

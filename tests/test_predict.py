@@ -10,11 +10,21 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from pipeline import models, predict
+from pipeline import cli, models
+from pipeline.predict import command, predictor
 from pipeline.errors import DataError
-from pipeline.predict import Predictor
-from tests.conftest import ROOT
-from tests.glyphs import glyph, template_model
+from pipeline.predict import Prediction, Predictor
+from tests.helpers.repos import ROOT
+from tests.helpers.glyphs import glyph, template_model
+
+
+def predict_main(argv: list[str]) -> int:
+    """`python -m pipeline.predict ARGV` in this process: its exit code, its lines on stdout/stderr."""
+    try:
+        cli.run(lambda: command.main(argv), interrupted=cli.COMMAND_INTERRUPTED)
+    except SystemExit as exit:
+        return exit.code
+    return 0
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +47,7 @@ def digits_dir(tmp_path):
 
 
 def test_cli_names_every_digit_in_a_directory(model_path, digits_dir, capsys):
-    assert predict.main([str(digits_dir), "--model", str(model_path)]) == 0
+    assert predict_main([str(digits_dir), "--model", str(model_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 10
     for digit, line in enumerate(lines):
@@ -47,7 +57,7 @@ def test_cli_names_every_digit_in_a_directory(model_path, digits_dir, capsys):
 
 
 def test_json_lines_carry_probabilities(model_path, digits_dir, capsys):
-    assert predict.main([str(digits_dir / "digit3.bmp"), "--model", str(model_path), "--json", "--top", "3"]) == 0
+    assert predict_main([str(digits_dir / "digit3.bmp"), "--model", str(model_path), "--json", "--top", "3"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["path"].endswith("digit3.bmp") and record["digit"] == 3
     assert len(record["probabilities"]) == 10 and sum(record["probabilities"]) == pytest.approx(1, abs=1e-4)
@@ -56,12 +66,12 @@ def test_json_lines_carry_probabilities(model_path, digits_dir, capsys):
 
 
 def test_top_k_and_runner_up_when_unsure(model_path, digits_dir, capsys):
-    predict.main([str(digits_dir / "digit5.jpg"), "--model", str(model_path), "--top", "3"])
+    predict_main([str(digits_dir / "digit5.jpg"), "--model", str(model_path), "--top", "3"])
     assert capsys.readouterr().out.count(", or ") == 2
-    unsure = predict.Prediction("x.png", probabilities=np.array([0.5, 0.4] + [0.0125] * 8))
-    assert predict.describe(unsure, top=1) == "x.png: 0 (50.0%), or 1 (40.0%)"
-    sure = predict.Prediction("x.png", probabilities=np.array([0.91, 0.09] + [0.0] * 8))
-    assert predict.describe(sure, top=1) == "x.png: 0 (91.0%)"
+    unsure = Prediction("x.png", probabilities=np.array([0.5, 0.4] + [0.0125] * 8))
+    assert command.describe(unsure, top=1) == "x.png: 0 (50.0%), or 1 (40.0%)"
+    sure = Prediction("x.png", probabilities=np.array([0.91, 0.09] + [0.0] * 8))
+    assert command.describe(sure, top=1) == "x.png: 0 (91.0%)"
 
 
 def test_bad_inputs_cost_one_line_each_and_the_rest_still_run(model_path, digits_dir, tmp_path, capsys):
@@ -73,7 +83,7 @@ def test_bad_inputs_cost_one_line_each_and_the_rest_still_run(model_path, digits
     Image.new("L", (64, 64), 255).save(bad / "blank.png")
     good = digits_dir / "digit7.png"
     inputs = [bad / "notes.png", good, bad / "missing.png", bad / "empty.png", bad / "dot.png", bad / "blank.png"]
-    assert predict.main([*map(str, inputs), "--model", str(model_path)]) == 1
+    assert predict_main([*map(str, inputs), "--model", str(model_path)]) == 1
     out, err = capsys.readouterr()
     assert out.splitlines() == [f"{good}: 7 ({out.split('(')[1].split(')')[0]})"]
     errors = err.splitlines()
@@ -85,14 +95,14 @@ def test_bad_inputs_cost_one_line_each_and_the_rest_still_run(model_path, digits
 
 def test_json_reports_errors_as_objects(model_path, tmp_path, capsys):
     (tmp_path / "junk.jpg").write_bytes(b"\xff\xd8 truncated")
-    assert predict.main([str(tmp_path / "junk.jpg"), "--model", str(model_path), "--json"]) == 1
+    assert predict_main([str(tmp_path / "junk.jpg"), "--model", str(model_path), "--json"]) == 1
     record = json.loads(capsys.readouterr().out)
     assert record["path"].endswith("junk.jpg") and "junk.jpg" in record["error"]
 
 
 def test_save_preprocessed_writes_what_the_model_saw(model_path, digits_dir, tmp_path):
     out_dir = tmp_path / "seen"
-    assert predict.main([str(digits_dir), "--model", str(model_path), "--save-preprocessed", str(out_dir)]) == 0
+    assert predict_main([str(digits_dir), "--model", str(model_path), "--save-preprocessed", str(out_dir)]) == 0
     saved = sorted(p.name for p in out_dir.iterdir())
     assert saved == [f"digit{d}.28x28.png" for d in range(10)]
     seen = np.asarray(Image.open(out_dir / "digit4.28x28.png"))
@@ -106,7 +116,7 @@ def files_in(directory) -> dict[str, bytes]:
 def test_save_preprocessed_into_the_input_folder_keeps_the_inputs(model_path, digits_dir):
     inputs = files_in(digits_dir)
     args = [str(digits_dir), "--model", str(model_path), "--save-preprocessed", str(digits_dir)]
-    assert predict.main(args) == 0
+    assert predict_main(args) == 0
     after = files_in(digits_dir)
     assert {name: after[name] for name in inputs} == inputs  # byte for byte
     assert sorted(set(after) - set(inputs)) == [f"digit{d}.28x28.png" for d in range(10)]
@@ -118,7 +128,7 @@ def test_save_preprocessed_refuses_up_front_if_any_output_exists(model_path, dig
     for name in ("digit3.28x28.png", "digit5.28x28.png"):
         (out_dir / name).write_bytes(b"an earlier run's, or the user's")
     before = files_in(out_dir)
-    assert predict.main([str(digits_dir), "--model", str(model_path), "--save-preprocessed", str(out_dir)]) == 1
+    assert predict_main([str(digits_dir), "--model", str(model_path), "--save-preprocessed", str(out_dir)]) == 1
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1  # nothing predicted: one line, and no work done
     assert err.startswith(f"error: {out_dir / 'digit3.28x28.png'}: already exists (and 1 more")
@@ -128,7 +138,7 @@ def test_save_preprocessed_refuses_up_front_if_any_output_exists(model_path, dig
 def test_save_preprocessed_into_a_file_is_one_line(model_path, digits_dir, tmp_path, capsys):
     target = tmp_path / "notes.txt"
     target.write_text("mine")
-    assert predict.main([str(digits_dir), "--model", str(model_path), "--save-preprocessed", str(target)]) == 1
+    assert predict_main([str(digits_dir), "--model", str(model_path), "--save-preprocessed", str(target)]) == 1
     assert capsys.readouterr().err == f"error: {target}: is a file, not a folder\n"
     assert target.read_text() == "mine"
 
@@ -137,7 +147,7 @@ def test_every_input_gets_its_own_output_name():
     inputs = [Path("a/x.png"), Path("b/x.png"), Path("x.jpg"), Path("X.gif"), Path("my digit.png")]
     # X.gif apart from x.jpg: one file on a case-insensitive disk (macOS, Windows)
     expected = ["x.28x28.png", "x-1.28x28.png", "x-2.28x28.png", "X-3.28x28.png", "my-digit.28x28.png"]
-    assert predict.output_names(inputs) == expected
+    assert command.output_names(inputs) == expected
 
 
 def no_hard_links(source, destination):
@@ -147,12 +157,12 @@ def no_hard_links(source, destination):
 @pytest.mark.parametrize("hard_links", [True, False], ids=["linked", "no-hard-links"])
 def test_a_file_that_appears_after_the_check_is_not_overwritten(tmp_path, monkeypatch, hard_links):
     if not hard_links:
-        monkeypatch.setattr(predict.os, "link", no_hard_links)
+        monkeypatch.setattr(command.os, "link", no_hard_links)
     fresh, taken = tmp_path / "fresh.28x28.png", tmp_path / "taken.28x28.png"
     taken.write_bytes(b"someone else's")
-    predict.write_new(fresh, b"ours")
+    command.write_new(fresh, b"ours")
     with pytest.raises(DataError, match="taken.28x28.png: appeared while predicting; not overwriting it"):
-        predict.write_new(taken, b"ours")
+        command.write_new(taken, b"ours")
     assert files_in(tmp_path) == {"fresh.28x28.png": b"ours", "taken.28x28.png": b"someone else's"}  # no temporaries
 
 
@@ -167,7 +177,7 @@ def test_a_file_that_appears_after_the_check_is_not_overwritten(tmp_path, monkey
 def test_model_problems_are_one_line(tmp_path, digits_dir, capsys, make, message):
     path = tmp_path / "model.keras"
     make(path)
-    assert predict.main([str(digits_dir), "--model", str(path)]) == 1
+    assert predict_main([str(digits_dir), "--model", str(path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(path) in err and message in err
 
@@ -178,7 +188,7 @@ def test_model_that_would_run_code_on_load_is_refused(tmp_path, digits_dir, caps
     evil = keras().Sequential([keras().Input(shape=(28, 28)), keras().layers.Lambda(lambda x: x * 2)])
     path = tmp_path / "evil.keras"
     evil.save(path)
-    assert predict.main([str(digits_dir), "--model", str(path)]) == 1
+    assert predict_main([str(digits_dir), "--model", str(path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: {path}: not a loadable Keras model") and "safe" in err.lower()
 
@@ -237,7 +247,7 @@ def mode_of(path) -> str:
 
 
 def test_two_tone_images_read_as_their_blurred_copies_do(model_path, two_tone_dir, capsys):
-    assert predict.main([str(two_tone_dir), "--model", str(model_path), "--json"]) == 0
+    assert predict_main([str(two_tone_dir), "--model", str(model_path), "--json"]) == 0
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(records) == 7 and {r["digit"] for r in records} == {7}
 
@@ -252,15 +262,15 @@ def test_two_tone_arrays_read_through_the_api(model_path):
 
 def test_an_unexpected_failure_costs_one_line_and_no_other_answer(model_path, digits_dir, monkeypatch, capsys):
     inputs = [digits_dir / f"digit{d}.png" for d in (0, 2, 6)]
-    real = predict.to_mnist
+    real = predictor.to_mnist
 
     def fails_on_the_second(gray, name):
         if name == str(inputs[1]):
             raise ValueError("zero-size array to reduction operation maximum\nwhich has no identity")
         return real(gray, name)
 
-    monkeypatch.setattr(predict, "to_mnist", fails_on_the_second)
-    assert predict.main([*map(str, inputs), "--model", str(model_path)]) == 1
+    monkeypatch.setattr(predictor, "to_mnist", fails_on_the_second)
+    assert predict_main([*map(str, inputs), "--model", str(model_path)]) == 1
     out, err = capsys.readouterr()
     assert [line.split(": ")[0] for line in out.splitlines()] == [str(inputs[0]), str(inputs[2])]
     assert err == (
@@ -278,9 +288,8 @@ def test_an_empty_path_is_an_error_not_the_current_folder(model_path, digits_dir
         "--model": ["digit0.png", "--model", ""],
     }[empty]
     before = files_in(digits_dir)
-    with pytest.raises(SystemExit) as caught:
-        predict.main(argv)
-    assert caught.value.code == 2 and "an empty path" in capsys.readouterr().err
+    assert predict_main(argv) == 2  # argparse's usage error
+    assert "an empty path" in capsys.readouterr().err
     assert files_in(digits_dir) == before
 
 
@@ -307,10 +316,10 @@ def test_non_finite_probabilities_are_an_error_never_a_digit(digits_dir, tmp_pat
     path = tmp_path_factory.mktemp("nan") / "nan.keras"
     models.save_model(nan_model(), path)
     inputs = [str(digits_dir / "digit0.png"), str(digits_dir / "digit1.tiff")]
-    assert predict.main([*inputs, "--model", str(path), "--json"]) == 1
+    assert predict_main([*inputs, "--model", str(path), "--json"]) == 1
     records = [strict_json(line) for line in capsys.readouterr().out.splitlines()]
     expected = "the model gave non-finite probabilities (NaN weights?)"
     assert records == [{"path": name, "error": f"{name}: {expected}"} for name in inputs]
-    assert predict.main([*inputs, "--model", str(path)]) == 1
+    assert predict_main([*inputs, "--model", str(path)]) == 1
     out, err = capsys.readouterr()
     assert out == "" and err.splitlines() == [f"error: {name}: {expected}" for name in inputs]

@@ -16,8 +16,8 @@ from pathlib import Path
 import yaml
 
 from pipeline import config
-from tests.conftest import BIN, env
-from tests.repo_copy import ROOT
+from tests.helpers.repos import BIN, env
+from tests.helpers.repos import ROOT
 
 README = Path(os.environ.get("README_UNDER_TEST", ROOT / "README.md"))
 RESULTS = ROOT / "benchmarks" / "results.txt"

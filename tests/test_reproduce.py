@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import repo_copy
-from tests.conftest import dvc_status, make_pipeline_repo, ran_stages, run, set_params
+from tests.helpers import repos
+from tests.helpers.repos import dvc_status, make_pipeline_repo, ran_stages, run, set_params
 
 pytestmark = pytest.mark.slow
 CACHED = ["data/raw/mnist.npz", "data/prepared/train.npz", "data/prepared/val.npz",
@@ -24,7 +24,7 @@ def published(tmp_path_factory) -> Path:
     repo = make_pipeline_repo(base / "A")
     run(["dvc", "remote", "add", "-d", "-f", "shared", str(base / "remote")], cwd=repo)  # -f: main may have one
     run(["dvc", "repro"], cwd=repo)
-    repo_copy.commit_all(repo, "run, with a shared remote")
+    repos.commit_all(repo, "run, with a shared remote")
     assert "files pushed" in run(["dvc", "push"], cwd=repo).stdout
     return repo
 

@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-from tests.repo_copy import ROOT
+from tests.helpers.repos import ROOT
 
 RUNTIME_IN, DEV_IN = ROOT / "requirements.in", ROOT / "requirements-dev.in"
 RUNTIME_LOCK, DEV_LOCK = ROOT / "requirements.txt", ROOT / "requirements-dev.txt"

@@ -1,9 +1,9 @@
 """Reading files at a git revision or in the workspace, and naming the params that changed."""
 import pytest
 
-from pipeline import revisions
+from pipeline.review import revisions
 from pipeline.errors import RevisionError
-from tests.revision_repos import commit
+from tests.helpers.revision_repos import commit
 
 
 def test_flatten_names_params_as_dvc_does():

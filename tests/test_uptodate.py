@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import uptodate
+from pipeline.review import uptodate
 from pipeline.errors import CheckFailed
-from tests.conftest import ROOT, dvc_status, env, run
+from tests.helpers.repos import ROOT, dvc_status, env, run
 
 # `dvc status --json` in a fresh clone that has not pulled: everything cached is missing.
 NOT_PULLED = {
@@ -48,17 +48,17 @@ def test_main_fails_with_one_line_naming_each_stale_stage(monkeypatch):
     uptodate.main()
 
 
-# `dvc status --json` in a clone after `git rm metrics/history.csv metrics/metrics.json ...`:
+# `dvc status --json` in a clone after `git rm metrics/learning_curve.csv metrics/metrics.json ...`:
 # git-tracked outputs, gone from a workspace that git fills, beside cached data never pulled.
 TRACKED_DELETED = {
     "fetch": [{"changed outs": {"data/raw/mnist.npz": "not in cache", "metrics/dataset.json": "deleted"}}],
-    "train": [{"changed outs": {"models/model.keras": "not in cache", "metrics/history.csv": "deleted"}}],
+    "train": [{"changed outs": {"models/model.keras": "not in cache", "metrics/learning_curve.csv": "deleted"}}],
     "evaluate": [
-        {"changed deps": {"models/model.keras": "deleted", "metrics/history.csv": "deleted"}},
+        {"changed deps": {"models/model.keras": "deleted", "metrics/learning_curve.csv": "deleted"}},
         {"changed outs": {"metrics/metrics.json": "deleted", "metrics/predictions.csv": "deleted"}},
     ],
     "plot": [
-        {"changed deps": {"data/prepared/train.npz": "deleted", "metrics/history.csv": "deleted"}},
+        {"changed deps": {"data/prepared/train.npz": "deleted", "metrics/learning_curve.csv": "deleted"}},
         {"changed outs": {"metrics/plots": "deleted"}},
     ],
 }
@@ -67,25 +67,25 @@ TRACKED_DELETED = {
 def test_a_deleted_git_tracked_output_is_a_change_as_an_output_and_as_a_dep():
     assert uptodate.stale(TRACKED_DELETED) == {
         "fetch": ["metrics/dataset.json deleted"],
-        "train": ["metrics/history.csv deleted"],
-        "evaluate": ["metrics/history.csv deleted", "metrics/metrics.json deleted", "metrics/predictions.csv deleted"],
-        "plot": ["metrics/history.csv deleted", "metrics/plots deleted"],
+        "train": ["metrics/learning_curve.csv deleted"],
+        "evaluate": ["metrics/learning_curve.csv deleted", "metrics/metrics.json deleted", "metrics/predictions.csv deleted"],
+        "plot": ["metrics/learning_curve.csv deleted", "metrics/plots deleted"],
     }
 
 
 # A toy pipeline with this project's kinds of output: a cached model, git-tracked metrics, one of
-# them (history.csv) a dependency of the next stages, and a git-tracked folder of plots.
+# them (learning_curve.csv) a dependency of the next stages, and a git-tracked folder of plots.
 TOY_DVC_YAML = """
 stages:
   train:
-    cmd: mkdir -p models metrics && echo weights > models/model.keras && echo epoch > metrics/history.csv
+    cmd: mkdir -p models metrics && echo weights > models/model.keras && echo epoch > metrics/learning_curve.csv
     outs:
       - models/model.keras
-      - metrics/history.csv:
+      - metrics/learning_curve.csv:
           cache: false
   evaluate:
-    cmd: cat models/model.keras metrics/history.csv > metrics/metrics.json && echo 7 > metrics/predictions.csv
-    deps: [models/model.keras, metrics/history.csv]
+    cmd: cat models/model.keras metrics/learning_curve.csv > metrics/metrics.json && echo 7 > metrics/predictions.csv
+    deps: [models/model.keras, metrics/learning_curve.csv]
     metrics:
       - metrics/metrics.json:
           cache: false
@@ -93,8 +93,8 @@ stages:
       - metrics/predictions.csv:
           cache: false
   plot:
-    cmd: mkdir -p metrics/plots && cat metrics/history.csv metrics/predictions.csv > metrics/plots/loss.png
-    deps: [metrics/history.csv, metrics/predictions.csv]
+    cmd: mkdir -p metrics/plots && cat metrics/learning_curve.csv metrics/predictions.csv > metrics/plots/loss.png
+    deps: [metrics/learning_curve.csv, metrics/predictions.csv]
     outs:
       - metrics/plots:
           cache: false
@@ -121,12 +121,12 @@ def test_real_dvc_status_of_a_clone_without_data_or_without_its_metrics(unpulled
     assert status != {}  # the model is not in this clone's cache...
     assert uptodate.stale(status) == {}  # ...which is not a change
 
-    run(["git", "rm", "-q", "metrics/metrics.json", "metrics/predictions.csv", "metrics/history.csv"], cwd=unpulled_clone)
+    run(["git", "rm", "-q", "metrics/metrics.json", "metrics/predictions.csv", "metrics/learning_curve.csv"], cwd=unpulled_clone)
     found = {stage: sorted(reasons) for stage, reasons in uptodate.stale(dvc_status(unpulled_clone)).items()}
     assert found == {
-        "train": ["metrics/history.csv deleted"],
-        "evaluate": ["metrics/history.csv deleted", "metrics/metrics.json deleted", "metrics/predictions.csv deleted"],
-        "plot": ["metrics/history.csv deleted", "metrics/predictions.csv deleted"],
+        "train": ["metrics/learning_curve.csv deleted"],
+        "evaluate": ["metrics/learning_curve.csv deleted", "metrics/metrics.json deleted", "metrics/predictions.csv deleted"],
+        "plot": ["metrics/learning_curve.csv deleted", "metrics/predictions.csv deleted"],
     }
     command = [sys.executable, "-m", "pipeline.uptodate"]
     result = subprocess.run(command, cwd=unpulled_clone, env=env(PYTHONPATH=str(ROOT)), capture_output=True, text=True)

@@ -6,8 +6,8 @@ import sys
 
 import yaml
 
-from pipeline import report
-from tests.conftest import ROOT
+from pipeline.review import report
+from tests.helpers.repos import ROOT
 
 WORKFLOW = ROOT / ".github/workflows/pr-report.yml"
 

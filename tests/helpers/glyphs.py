@@ -2,7 +2,7 @@
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from pipeline.normalise import to_mnist
+from pipeline.predict.normalise import to_mnist
 
 
 def glyph(digit: int, size: int = 120, offset: tuple[int, int] = (0, 0), dark_on_light: bool = True) -> Image.Image:

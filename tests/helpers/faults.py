@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import psutil
 
-from tests.conftest import env
+from tests.helpers.repos import env
 
 # Python imports `sitecustomize` at start-up from PYTHONPATH. DVC imports it too, so it patches
 # nothing until `pipeline.artifacts` (which only a stage imports) is loaded, and only acts on the
@@ -76,7 +76,7 @@ if TARGET:
 FAKE_TF = '''
 from pathlib import Path
 Path(__file__).parents[1].joinpath("tensorflow-was-imported").touch()
-raise ImportError("the fake TensorFlow of tests/faults_helpers.py was imported")
+raise ImportError("the fake TensorFlow of tests/helpers/faults.py was imported")
 '''
 
 EPOCH_LINE = re.compile(r"^epoch +\d+/\d+ ", re.MULTILINE)
@@ -251,7 +251,7 @@ def predict_memory(image_dir: str, warmup_dir: str, model: str) -> None:
     import io
     import resource
 
-    from pipeline import predict
+    from pipeline.predict import command
 
     def peak_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
@@ -264,12 +264,12 @@ def predict_memory(image_dir: str, warmup_dir: str, model: str) -> None:
             return len(text)
 
     with contextlib.redirect_stdout(Count()):
-        assert predict.main([warmup_dir, "--model", model]) == 0
+        assert command.main([warmup_dir, "--model", model]) == 0
     baseline = peak_mb()
     sink = Count()
     started = time.perf_counter()
     with contextlib.redirect_stdout(sink):
-        code = predict.main([image_dir, "--model", model])
+        code = command.main([image_dir, "--model", model])
     seconds = time.perf_counter() - started
     result = {"code": code, "lines": sink.lines, "seconds": seconds, "peak_mb": peak_mb(), "growth_mb": peak_mb() - baseline}
     print(json.dumps(result))

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import yaml
 
-from tests import repo_copy
+from tests.helpers import repos
 
-HISTORY_HEADER = "epoch,loss,accuracy,val_loss,val_accuracy\n"
+LEARNING_CURVE_HEADER = "epoch,loss,accuracy,val_loss,val_accuracy\n"
 
 
 def metrics(accuracy: float, loss: float = 0.1, epochs: int = 2, recall: dict[str, float] | None = None) -> dict:
@@ -34,12 +34,12 @@ def write_run(repo: Path, params: dict | str, result: dict | None, figures: bool
     if figures:
         epochs = range(1, result["epochs"] + 1)
         lines = "".join(f"{e},{1 / e:.3f},{1 - 0.1 / e:.3f},{1.2 / e:.3f},{1 - 0.12 / e:.3f}\n" for e in epochs)
-        (repo / "metrics/history.csv").write_text(HISTORY_HEADER + lines)
+        (repo / "metrics/learning_curve.csv").write_text(LEARNING_CURVE_HEADER + lines)
         rows = "".join(f"{i},{i % 10},{(i + (i % 7 == 0)) % 10},0.9\n" for i in range(50))
         (repo / "metrics/predictions.csv").write_text("index,actual,predicted,confidence\n" + rows)
 
 
 def commit(repo: Path, message: str) -> str:
     """Commit everything (`git init` first if needed); the new commit's sha."""
-    repo_copy.commit_all(repo, message)
+    repos.commit_all(repo, message)
     return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()

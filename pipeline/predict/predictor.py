@@ -1,0 +1,121 @@
+"""Images in, digits out: a trained model plus MNIST's normalisation, for Python callers.
+
+    from pipeline.predict import Predictor
+    predictions = Predictor.from_path("models/model.keras").predict(["examples/pen-4.png"])
+
+Any number of inputs runs in bounded memory (`stream` goes one chunk at a time), and a bad input
+gets a Prediction with `error` instead of stopping the others.
+"""
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from pipeline import paths
+from pipeline.errors import PipelineError
+from pipeline.predict.images import from_array, load_gray, to_gray
+from pipeline.predict.normalise import to_mnist
+
+CHUNK = 256  # images read and classified together
+NON_FINITE = "the model gave non-finite probabilities (NaN weights?)"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's answer for one input, or why there is none."""
+
+    source: str
+    probabilities: np.ndarray | None = None
+    error: str | None = None
+    digit28: np.ndarray | None = None  # what the model saw
+
+    @property
+    def ranked(self) -> list[tuple[int, float]]:
+        order = np.argsort(-self.probabilities, kind="stable")
+        return [(int(d), float(self.probabilities[d])) for d in order]
+
+    @property
+    def digit(self) -> int:
+        return int(np.argmax(self.probabilities))
+
+    @property
+    def confidence(self) -> float:
+        return float(np.max(self.probabilities))
+
+
+class Predictor:
+    """A trained model plus MNIST's normalisation: images in, digits out."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    @classmethod
+    def from_path(cls, path: Path = paths.MODEL) -> "Predictor":
+        from pipeline.models import load_model  # imports TensorFlow: only when a model is needed
+
+        return cls(load_model(Path(path)))
+
+    def probabilities(self, digits: np.ndarray) -> np.ndarray:
+        """Class probabilities for MNIST-form digits (N x 28 x 28 in [0, 1])."""
+        digits = np.asarray(digits, dtype=np.float32).reshape(-1, 28, 28)
+        # Calling the model directly: `model.predict` sets up a whole input pipeline per call.
+        parts = [self.model(digits[i : i + 1024], training=False) for i in range(0, len(digits), 1024)]
+        return np.concatenate([np.asarray(p) for p in parts]) if parts else np.zeros((0, 10), np.float32)
+
+    def predict(self, images: Iterable[Any]) -> list[Prediction]:
+        """Predict file paths, PIL images or arrays; a bad input gets a Prediction with `error`."""
+        return [p for chunk in self.stream(images) for p in chunk]
+
+    def stream(self, images: Iterable[Any], chunk: int = CHUNK) -> Iterator[list[Prediction]]:
+        """Like `predict`, one chunk at a time, for inputs too many to hold at once."""
+        batch: list[Any] = []
+        for image in images:
+            batch.append(image)
+            if len(batch) == chunk:
+                yield self._predict_chunk(batch)
+                batch = []
+        if batch:
+            yield self._predict_chunk(batch)
+
+    def _predict_chunk(self, images: list[Any]) -> list[Prediction]:
+        prepared = [_prepare(image, index) for index, image in enumerate(images)]
+        ready = [p for p in prepared if p.error is None]
+        probabilities = self.probabilities(np.stack([p.digit28 for p in ready])) if ready else []
+        found = iter(probabilities)
+        return [p if p.error else _answer(p, next(found)) for p in prepared]
+
+
+def _answer(prepared: Prediction, probabilities: np.ndarray) -> Prediction:
+    """`prepared` with the model's probabilities, or an error for it if they are not numbers."""
+    if not np.isfinite(probabilities).all():  # NaN is no digit, and not valid JSON
+        return Prediction(prepared.source, error=f"{prepared.source}: {NON_FINITE}")
+    return dataclasses.replace(prepared, probabilities=probabilities)
+
+
+def _prepare(image: Any, index: int) -> Prediction:
+    source = str(image) if isinstance(image, (str, Path)) else f"<{type(image).__name__} {index}>"
+    try:
+        return _prepared(image, source)
+    except PipelineError as error:
+        return Prediction(source, error=str(error))
+    except Exception as error:  # noqa: BLE001 -- a bug met by one input must not lose the others
+        return Prediction(source, error=f"{source}: could not read this image ({one_line(error)})")
+
+
+def one_line(error: Exception) -> str:
+    """`Type: message` with its newlines collapsed: one input, one line."""
+    return " ".join(f"{type(error).__name__}: {error}".split())
+
+
+def _prepared(image: Any, source: str) -> Prediction:
+    if isinstance(image, (str, Path)):
+        gray = load_gray(Path(image))
+    elif isinstance(image, np.ndarray):
+        gray = from_array(image, source)
+    elif hasattr(image, "mode") and hasattr(image, "size"):  # a PIL image
+        gray = to_gray(image, source)
+    else:
+        raise PipelineError(f"{source}: expected a file path, a PIL image or an array")
+    return Prediction(source, digit28=to_mnist(gray, source))

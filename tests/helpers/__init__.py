@@ -1,0 +1,1 @@
+"""Helpers shared by the tests and the benchmarks; fixtures live in tests/conftest.py."""
