@@ -135,7 +135,8 @@ def load_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
     data = load_arrays(path, ("images", "labels"))
     images, labels = data["images"], data["labels"]
     if len(images) != len(labels) or images.ndim != 3:
-        raise file_error(path, f"expected images (N, 28, 28) and N labels, got {images.shape} and {labels.shape}")
+        rows, cols = datasets.IMAGE_SHAPE
+        raise file_error(path, f"expected images (N, {rows}, {cols}) and N labels, got {images.shape} and {labels.shape}")
     return images, labels
 
 

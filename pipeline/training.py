@@ -6,10 +6,9 @@ import numpy as np
 
 from pipeline.artifacts import LEARNING_CURVE_COLUMNS
 from pipeline.config import TrainConfig
-from pipeline.models import build_model
+from pipeline.models import INFERENCE_BATCH, build_model
 from pipeline.tf import keras, make_deterministic, tensorflow
 
-EVAL_BATCH = 1024  # evaluation has no gradient noise to keep small: bigger is just faster
 
 
 def augmenter(params: TrainConfig, seed: int) -> Any:
@@ -97,7 +96,7 @@ def fit(
     augment = augmenter(params, seed) if params.augment else None
     result = model.fit(
         batches(*train, params.batch_size, seed=seed, augment=augment),
-        validation_data=batches(*val, EVAL_BATCH),
+        validation_data=batches(*val, INFERENCE_BATCH),
         epochs=params.epochs,
         shuffle=False,  # the tf.data pipeline already reshuffles every epoch
         verbose=0,

@@ -3,16 +3,12 @@
 Writes data/raw/mnist.npz (Keras layout, uint8) and metrics/dataset.json (its fingerprint and
 sizes, and whether it is the canonical MNIST).
 """
-from functools import partial
-
 from pipeline import artifacts, cli, config, datasets, fetch, paths
-
-log = partial(print, flush=True)
 
 
 def main() -> None:
     params = config.load()
-    data = fetch.fetch(params.fetch.source, log=log)
+    data = fetch.fetch(params.fetch.source, log=cli.log)
     fingerprint = datasets.fingerprint(data)
     info = {
         "fingerprint": fingerprint,
@@ -23,7 +19,7 @@ def main() -> None:
     artifacts.save_arrays(paths.RAW, data)
     artifacts.save_json(paths.DATASET_INFO, info)
     kind = "MNIST, fingerprint verified" if info["is_mnist"] else f"fingerprint {info['fingerprint']}"
-    log(f"wrote {paths.RAW}: {info['train_images']} training and {info['test_images']} test images ({kind})")
+    cli.log(f"wrote {paths.RAW}: {info['train_images']} training and {info['test_images']} test images ({kind})")
 
 
 if __name__ == "__main__":

@@ -3,11 +3,7 @@
 Reads data/prepared/{train,test}.npz, metrics/learning_curve.csv and metrics/predictions.csv; writes
 PNGs to metrics/plots/.
 """
-from functools import partial
-
 from pipeline import artifacts, cli, config, paths, plots
-
-log = partial(print, flush=True)
 
 
 def main() -> None:
@@ -28,7 +24,7 @@ def main() -> None:
     rendered = {name: plots.to_png(figure) for name, figure in figures.items()}  # all, then write
     for name, png in rendered.items():
         artifacts.write_bytes(paths.PLOTS_DIR / name, png)
-    log(f"wrote {len(rendered)} plots to {paths.PLOTS_DIR}/")
+    cli.log(f"wrote {len(rendered)} plots to {paths.PLOTS_DIR}/")
 
 
 if __name__ == "__main__":

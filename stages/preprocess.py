@@ -3,11 +3,7 @@
 Reads data/raw/mnist.npz; writes data/prepared/{train,val,test}.npz (`images` float32 28x28,
 `labels` uint8).
 """
-from functools import partial
-
 from pipeline import artifacts, cli, config, datasets, paths, preprocessing
-
-log = partial(print, flush=True)
 
 
 def main() -> None:
@@ -16,7 +12,7 @@ def main() -> None:
     splits = preprocessing.prepare(raw, params.preprocess.val_fraction, params.seed)
     for name, (images, labels) in splits.items():
         artifacts.save_split(paths.prepared(name), images, labels)
-    log("wrote " + ", ".join(f"{name} {len(labels)}" for name, (_, labels) in splits.items()))
+    cli.log("wrote " + ", ".join(f"{name} {len(labels)}" for name, (_, labels) in splits.items()))
 
 
 if __name__ == "__main__":

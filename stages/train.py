@@ -2,18 +2,14 @@
 
 Reads data/prepared/{train,val}.npz; writes models/model.keras and metrics/learning_curve.csv.
 """
-from functools import partial
-
 from pipeline import artifacts, cli, config, models, paths, training
-
-log = partial(print, flush=True)
 
 
 def main() -> None:
     params = config.load()
     train = artifacts.load_split(paths.prepared("train"))
     val = artifacts.load_split(paths.prepared("val"))
-    model, curve = training.fit(train, val, params.train, params.seed, log=log)
+    model, curve = training.fit(train, val, params.train, params.seed, log=cli.log)
     models.save_model(model, paths.MODEL)
     artifacts.save_learning_curve(paths.LEARNING_CURVE, curve)
 

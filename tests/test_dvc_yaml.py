@@ -16,29 +16,38 @@ from tests.helpers.repos import ROOT
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 STAGES = DVC["stages"]
 # Modules that shape no output bytes: changing them must not re-run the pipeline.
-INFRASTRUCTURE = {"pipeline/cli.py", "pipeline/config.py", "pipeline/errors.py", "pipeline/paths.py"}
+# (pipeline/__init__.py is a docstring: it marks the package.)
+INFRASTRUCTURE = {"pipeline/__init__.py", "pipeline/cli.py", "pipeline/config.py", "pipeline/errors.py", "pipeline/paths.py"}
 
 
 def imported_modules(source: Path) -> set[str]:
-    """pipeline/*.py files imported by `source`, directly or through other pipeline modules."""
+    """Files of the `pipeline` package imported by `source`, directly or through each other."""
     found: set[str] = set()
     pending = [source]
     while pending:
         tree = ast.parse(pending.pop().read_text())
         for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.ImportFrom) and node.module == "pipeline":
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pipeline."):
-                names = [node.module.split(".")[1]]
+            dotted = []
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "pipeline":
+                # `from pipeline.x import y`: y may be a module of the package pipeline.x
+                dotted = [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
             elif isinstance(node, ast.Import):
-                names = [a.name.split(".")[1] for a in node.names if a.name.startswith("pipeline.")]
-            for name in names:
-                module = f"pipeline/{name}.py"
-                if module not in found:
+                dotted = [a.name for a in node.names if a.name.startswith("pipeline.")]
+            for name in dotted:
+                module = module_file(name)
+                if module and module not in found:
                     found.add(module)
                     pending.append(ROOT / module)
     return found
+
+
+def module_file(dotted: str) -> str | None:
+    """pipeline/x/y.py or pipeline/x/y/__init__.py for `pipeline.x.y`; None for a name in a module."""
+    base = dotted.replace(".", "/")
+    for candidate in (f"{base}.py", f"{base}/__init__.py"):
+        if (ROOT / candidate).is_file():
+            return candidate
+    return None
 
 
 def referenced_paths(source: Path) -> set[str]:

@@ -155,6 +155,9 @@ def test_every_install_is_a_lock_checked_by_hash():
     ci = CI_RUN.read_text()
     assert pip_installs(ci) == [("--quiet --require-hashes ", DEV_LOCK.name)], ".ci/run does not install the dev lock"
     assert ci.rstrip().splitlines()[-1] == test.split(" && ")[-1], ".ci/run does not end with the README's test command"
+    # The project itself is installed from the checkout, with the locked setuptools: nothing unhashed.
+    for text in (test, ci):
+        assert re.search(r"pip install (--quiet )?--no-deps --no-build-isolation -e \.", text), text
     workflow = WORKFLOW.read_text()
     assert pip_installs(workflow) == [("--require-hashes ", RUNTIME_LOCK.name)], "the workflow does not install the lock"
     assert f"cache-dependency-path: {RUNTIME_LOCK.name}" in workflow, "the workflow's pip cache is not keyed on the lock"

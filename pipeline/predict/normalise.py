@@ -9,9 +9,9 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from pipeline.datasets import IMAGE_SHAPE
 from pipeline.errors import ImageError
 
-FIELD = 28
 BOX = 20
 # Work at most at this size: enough for a digit, and bounded time for any photo.
 WORKING_SIDE = 256
@@ -131,9 +131,10 @@ def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
     """Place `digit` in the 28x28 field with its centre of mass at the centre, all ink kept."""
     height, width = digit.shape
     com_row, com_col = ndimage.center_of_mass(digit)
-    centre = FIELD / 2  # where MNIST's centres of mass are, in pixel-index coordinates
-    top = int(np.clip(round(centre - com_row), 0, FIELD - height))
-    left = int(np.clip(round(centre - com_col), 0, FIELD - width))
-    field = np.zeros((FIELD, FIELD), dtype=np.float32)
+    rows, cols = IMAGE_SHAPE
+    # The field's centre, where MNIST's centres of mass are, in pixel-index coordinates.
+    top = int(np.clip(round(rows / 2 - com_row), 0, rows - height))
+    left = int(np.clip(round(cols / 2 - com_col), 0, cols - width))
+    field = np.zeros(IMAGE_SHAPE, dtype=np.float32)
     field[top : top + height, left : left + width] = digit
     return field

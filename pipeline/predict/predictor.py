@@ -14,6 +14,8 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from pipeline import paths
+from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES
+from pipeline.models import INFERENCE_BATCH
 from pipeline.errors import PipelineError
 from pipeline.predict.images import from_array, load_gray, to_gray
 from pipeline.predict.normalise import to_mnist
@@ -59,10 +61,11 @@ class Predictor:
 
     def probabilities(self, digits: np.ndarray) -> np.ndarray:
         """Class probabilities for MNIST-form digits (N x 28 x 28 in [0, 1])."""
-        digits = np.asarray(digits, dtype=np.float32).reshape(-1, 28, 28)
+        digits = np.asarray(digits, dtype=np.float32).reshape(-1, *IMAGE_SHAPE)
         # Calling the model directly: `model.predict` sets up a whole input pipeline per call.
-        parts = [self.model(digits[i : i + 1024], training=False) for i in range(0, len(digits), 1024)]
-        return np.concatenate([np.asarray(p) for p in parts]) if parts else np.zeros((0, 10), np.float32)
+        batch = INFERENCE_BATCH
+        parts = [self.model(digits[i : i + batch], training=False) for i in range(0, len(digits), batch)]
+        return np.concatenate([np.asarray(p) for p in parts]) if parts else np.zeros((0, NUM_CLASSES), np.float32)
 
     def predict(self, images: Iterable[Any]) -> list[Prediction]:
         """Predict file paths, PIL images or arrays; a bad input gets a Prediction with `error`."""

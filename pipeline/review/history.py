@@ -17,7 +17,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from pipeline import artifacts, paths, plots
+from pipeline import artifacts, config, paths, plots
 from pipeline.review import revisions, tables
 from pipeline.errors import DataError
 
@@ -65,7 +65,7 @@ def params_changed(newer: Entry, older: Entry | None) -> str:
 
 def _number(metrics: dict, key: str, form: str) -> str:
     value = metrics.get(key)
-    return "—" if isinstance(value, bool) or not isinstance(value, (int, float)) else format(value, form)
+    return format(value, form) if config.is_number(value) else "—"
 
 
 def rows(found: list[Entry], limit: int) -> list[list[str]]:
@@ -93,7 +93,7 @@ def accuracy_figure(shown: list[Entry], rev: str) -> Figure:
     """Test accuracy (%) per commit, oldest on the left, each point labelled by its short sha."""
     oldest_first = shown[::-1]
     accuracies = [entry.metrics.get("test_accuracy") for entry in oldest_first]
-    percents = [100 * value if isinstance(value, (int, float)) else math.nan for value in accuracies]
+    percents = [100 * value if config.is_number(value) else math.nan for value in accuracies]
     figure = Figure(figsize=(min(16, max(6, 0.45 * len(shown))), 4))
     axes = figure.add_subplot()
     positions = range(len(oldest_first))

@@ -16,14 +16,12 @@ import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
-from pipeline import artifacts, paths, plots
+from pipeline import artifacts, cli, config, paths, plots
 from pipeline.review import revisions, tables
-from pipeline.errors import CheckFailed, DataError
+from pipeline.errors import CheckFailed, DataError, complaint
 
-log = partial(print, flush=True)
 # metrics/learning_curve.csv's name until November 2026, when it could be read as the
 # accuracy history across commits that `python -m pipeline.history` shows.
 FORMER_LEARNING_CURVE = Path("metrics/history.csv")
@@ -81,7 +79,7 @@ def shown(value: float) -> str:
 
 def headline_keys(metrics: dict) -> list[str]:
     """Top-level numeric metrics in file order: test_accuracy, test_loss, train_accuracy, ..."""
-    return [k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return [k for k, v in metrics.items() if config.is_number(v)]
 
 
 def metrics_rows(base: dict | None, head: dict) -> list[list[str]]:
@@ -89,7 +87,7 @@ def metrics_rows(base: dict | None, head: dict) -> list[list[str]]:
     rows = []
     for key in headline_keys(head):
         old, new = (base or {}).get(key), head[key]
-        if isinstance(old, (int, float)) and not isinstance(old, bool):
+        if config.is_number(old):
             rows.append([key, shown(old), shown(new), signed(new - old), relative(old, new)])
         else:
             rows.append([key, "—", shown(new), "—", "—"])
@@ -147,7 +145,7 @@ def run_dvc(args: list[str]) -> str:
     except subprocess.TimeoutExpired:
         return f"_no answer within {DVC_TIMEOUT} s_"
     if result.returncode != 0:
-        return f"_failed: {(result.stderr.strip().splitlines() or ['no message'])[-1]}_"
+        return f"_failed: {complaint(result.stderr, 'no message')}_"
     table = result.stdout.strip()
     return table if len(table.splitlines()) > 2 else "_no changes_"  # a header and its rule alone
 
@@ -276,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
             images = {**figures(base, Path(scratch)), **images}
     text = render(base, head, args.class_threshold, check, dvc_diffs(args.base, args.head), images)
     write(args.out, text, images)
-    log(f"wrote {args.out / REPORT} and {len(images)} figures")
+    cli.log(f"wrote {args.out / REPORT} and {len(images)} figures")
     if check is not None and not check[0]:
         raise CheckFailed(check[1])
 

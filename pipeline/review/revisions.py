@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import config
-from pipeline.errors import ConfigError, DataError, RevisionError
+from pipeline.errors import ConfigError, DataError, RevisionError, complaint
 
 WORKSPACE = None  # the revision that means "the files on disk"
 ABSENT = "(absent)"  # the value of a dotted key on the side that does not have it
@@ -46,7 +46,7 @@ def git(args: list[str]) -> str:
     """Run git; its stdout, or RevisionError with git's own first line of complaint."""
     result = _run(args)
     if result.returncode != 0:
-        message = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[0]
+        message = complaint(result.stderr, f"exit status {result.returncode}", first=True)
         raise RevisionError(f"git {args[0]}: {message.removeprefix('fatal: ')}")
     return result.stdout
 
@@ -56,8 +56,8 @@ def resolve(rev: str) -> str:
     result = _run(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"])
     if result.returncode != 0:
         # --quiet leaves stderr empty for an unknown name; anything there is a bigger problem
-        reason = result.stderr.strip().splitlines()[0].removeprefix("fatal: ") if result.stderr.strip() else ""
-        raise RevisionError(f"unknown revision {rev!r}: " + (reason or "not a commit in this repository"))
+        reason = complaint(result.stderr, "not a commit in this repository", first=True).removeprefix("fatal: ")
+        raise RevisionError(f"unknown revision {rev!r}: {reason}")
     return result.stdout.strip()
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from pipeline import paths
 from pipeline.review import revisions
-from pipeline.errors import CheckFailed, PipelineError
+from pipeline.errors import CheckFailed, PipelineError, complaint
 
 ABSENT = {"deleted", "not in cache"}  # a cached file not in this workspace or cache: not a change
 
@@ -51,7 +51,7 @@ def dvc_status() -> dict[str, Any]:
         raise PipelineError("dvc is not installed here: pip install -r requirements.txt")
     result = subprocess.run([dvc, "status", "--json"], capture_output=True, text=True)
     if result.returncode != 0:
-        raise PipelineError(f"dvc status failed: {(result.stderr.strip().splitlines() or ['no message'])[-1]}")
+        raise PipelineError(f"dvc status failed: {complaint(result.stderr, 'no message')}")
     return json.loads(result.stdout or "{}")
 
 
