@@ -1,7 +1,7 @@
 """Full `dvc repro` runs of one configuration over several seeds: mean and spread.
 
 Each seed runs in a fresh copy of the repo (no outputs, the data from pip's cache), so the time
-is that of a full repro from scratch. The README's results table comes from this script.
+is that of a full repro from scratch. The results table of docs/experiments.md comes from this script.
 
     python benchmarks/seeds.py --seeds 1 2 3 -S train.model=cnn -S train.epochs=10
 """

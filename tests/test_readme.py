@@ -1,12 +1,16 @@
-"""The README's recipes against what was measured and what the pipeline accepts.
+"""The front page and docs/ against what was measured, what the pipeline accepts and each other.
 
-A reader copies a row of the results table or its `dvc exp run` line and expects to train the
-recipe that was measured. Each row is linked to its runs in benchmarks/results.txt by the figure
-it reports (mean ± std over seeds 1-3) and must name exactly the -S flags those runs used.
-README_UNDER_TEST=path checks another copy of the README, e.g. one written by
-`git show HEAD:README.md > /tmp/README.orig.md`.
+A reader copies a row of the results table (docs/experiments.md) or its `dvc exp run` line and
+expects to train the recipe that was measured. Each row is linked to its runs in
+benchmarks/results.txt by the figure it reports (mean ± std over seeds 1-3) and must name exactly
+the -S flags those runs used, their time and parameter count; the README's headline rows must be
+rows of that table, figures included. Every `dvc exp run` line on any page must set real keys to
+values the config accepts, and the `dvc dag` picture must be what `dvc dag` prints.
+Parameters are documented once: every key of params.yaml has a comment on its line, and no page
+re-types params.yaml in a code block. The pages hold together: every relative link and #anchor
+in README.md and docs/*.md resolves, every docs page is linked from the README, and the README
+stays a front page (under 200 lines).
 """
-import os
 import re
 import shlex
 import subprocess
@@ -19,7 +23,10 @@ from pipeline import config
 from tests.helpers.repos import BIN, env
 from tests.helpers.repos import ROOT
 
-README = Path(os.environ.get("README_UNDER_TEST", ROOT / "README.md"))
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+EXPERIMENTS = DOCS / "experiments.md"  # the results table, its recipes, experiments
+README_MAX_LINES = 200
 RESULTS = ROOT / "benchmarks" / "results.txt"
 PARAMS = ROOT / "params.yaml"
 OPTION_PREFIX = "train."  # the table's options column is headed `-S train.…`
@@ -48,6 +55,37 @@ def readme() -> str:
     return README.read_text()
 
 
+def pages() -> list[Path]:
+    """The README and every docs page."""
+    return [README, *sorted(DOCS.glob("*.md"))]
+
+
+def outside_code_blocks(text: str) -> list[str]:
+    """The lines of a Markdown text that are not inside ``` blocks."""
+    lines, in_block = [], False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            in_block = not in_block
+        elif not in_block:
+            lines.append(line)
+    return lines
+
+
+def code_blocks(text: str) -> list[list[str]]:
+    """The lines of each ``` block of a Markdown text."""
+    blocks, current = [], None
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            if current is None:
+                current = []
+            else:
+                blocks.append(current)
+                current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
 def section(text: str, title: str) -> str:
     start = text.index(f"\n## {title}\n")
     end = text.find("\n## ", start + 1)
@@ -63,7 +101,7 @@ def parse_flags(pairs: list[str]) -> dict[str, object]:
 
 
 def results_rows() -> list[Row]:
-    results = section(readme(), "Results")
+    results = section(EXPERIMENTS.read_text(), "Results")
     lines = [line for line in results.splitlines() if line.startswith("|")]
     assert lines and f"-S {OPTION_PREFIX}" in lines[0], "no results table with an options column `-S train.…`"
     rows = []
@@ -153,19 +191,15 @@ def validate(params: dict) -> config.Params:
 
 
 def dvc_exp_run_commands() -> list[str]:
-    """Every `dvc exp run ...` in the README: in code spans and in code blocks."""
-    commands, in_block = [], False
-    for line in readme().splitlines():
-        if line.lstrip().startswith("```"):
-            in_block = not in_block
-            continue
-        if in_block:
-            command = line.strip().removeprefix("$ ")
-            if command.startswith("dvc exp run"):
-                commands.append(command)
-        else:
-            commands += [span for span in re.findall(r"`([^`]*)`", line) if span.startswith("dvc exp run")]
-    return commands
+    """Every `dvc exp run ...` in the README and docs/: in code spans and in code blocks."""
+    commands = []
+    for page in pages():
+        text = page.read_text()
+        for block in code_blocks(text):
+            commands += [line.strip().removeprefix("$ ") for line in block]
+        for line in outside_code_blocks(text):
+            commands += re.findall(r"`([^`]*)`", line)
+    return [command for command in commands if command.startswith("dvc exp run")]
 
 
 def set_params(command: str) -> list[str]:
@@ -190,9 +224,9 @@ def dvc_applies(tmp_path: Path, overrides: list[str]) -> list[dict]:
 
 
 def recipe_bullets() -> dict[str, str]:
-    """The Results section's `- **label**: `dvc exp run ...`` lines: label -> the line."""
+    """docs/experiments.md's Results section: its `- **label**: `dvc exp run ...`` lines: label -> the line."""
     bullets = {}
-    for line in section(readme(), "Results").splitlines():
+    for line in section(EXPERIMENTS.read_text(), "Results").splitlines():
         match = re.match(r"- \*\*(.+?)\*\*", line)
         if match and "`dvc " in line:
             bullets[match.group(1)] = line
@@ -252,7 +286,7 @@ def test_every_results_row_sets_real_keys_to_values_the_config_accepts():
 
 def test_every_dvc_exp_run_line_sets_real_keys_to_values_the_config_accepts(tmp_path):
     commands = dvc_exp_run_commands()
-    assert any(set_params(command) for command in commands), "the README shows no `dvc exp run -S`"
+    assert any(set_params(command) for command in commands), "no page shows a `dvc exp run -S`"
     for command in commands:
         try:
             for params in dvc_applies(tmp_path, set_params(command)):
@@ -280,16 +314,40 @@ def test_each_recipe_bullet_sets_what_its_table_row_sets(tmp_path):
     assert set(rows) <= set(bullets), f"rows without a `dvc exp run` bullet: {sorted(set(rows) - set(bullets))}"
 
 
-def test_yaml_shown_as_params_yaml_is_params_yaml():
-    lines = readme().splitlines()
-    for number, line in enumerate(lines):
-        if line.strip() != "```yaml":
+def leaf_keys(params: dict, prefix: str = "") -> list[str]:
+    """Dotted keys of the values in params.yaml (not of its sections)."""
+    keys = []
+    for key, value in params.items():
+        keys += leaf_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}"]
+    return keys
+
+
+def test_no_page_retypes_params_yaml():
+    """params.yaml documents the parameters; a page links to it rather than copying it, since a copy drifts."""
+    names = {dotted.rsplit(".", 1)[-1] for dotted in leaf_keys(params_yaml())}
+    for page in pages():
+        for block in code_blocks(page.read_text()):
+            for line in block:
+                setting = re.match(r"\s*(\w+):\s*\S", line)
+                assert not (setting and setting.group(1) in names), (
+                    f"{page.relative_to(ROOT)}: {line.strip()!r} re-types params.yaml; link to it instead"
+                )
+
+
+def test_every_key_of_params_yaml_has_a_comment_on_its_line():
+    commented, section = {}, ""
+    for line in PARAMS.read_text().splitlines():
+        setting = re.match(r"(\s*)(\w+):(.*)", line)
+        if not setting:
             continue
-        before = next((previous for previous in reversed(lines[:number]) if previous.strip()), "")
-        end = lines.index("```", number + 1)
-        block = "\n".join(lines[number + 1 : end])
-        if "params.yaml" in before or "params.yaml" in block.partition("\n")[0]:
-            assert yaml.safe_load(block) == params_yaml(), f"README line {number + 1}: not what params.yaml holds"
+        indent, key, rest = setting.groups()
+        if not rest.strip() or rest.strip().startswith("#"):  # a section: `train:`
+            section = f"{key}."
+            continue
+        commented[(section if indent else "") + key] = " #" in rest
+    assert sorted(commented) == sorted(leaf_keys(params_yaml())), "params.yaml: a key this test did not read line by line"
+    uncommented = [key for key, has_comment in commented.items() if not has_comment]
+    assert not uncommented, f"params.yaml: no comment saying what {uncommented} mean; it is their only documentation"
 
 
 def test_the_dag_picture_is_what_dvc_dag_prints():
@@ -299,3 +357,59 @@ def test_the_dag_picture_is_what_dvc_dag_prints():
     dag = subprocess.run([BIN / "dvc", "dag"], cwd=ROOT, env=env(), capture_output=True, text=True, check=True)
     printed = dag.stdout
     assert [line.rstrip() for line in picture.splitlines()] == [line.rstrip() for line in printed.splitlines()]
+
+
+def anchors(page: Path) -> set[str]:
+    """The #anchors GitHub gives the headings of a page."""
+    headings = [line.lstrip("#").strip() for line in outside_code_blocks(page.read_text()) if line.startswith("#")]
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+def relative_links(page: Path) -> list[str]:
+    """The targets of a page's Markdown links and images that are not URLs."""
+    text = "\n".join(outside_code_blocks(page.read_text()))
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    return [target for target in targets if not re.match(r"[a-z]+:", target)]
+
+
+def test_every_relative_link_points_to_a_file_and_heading_that_exist():
+    for page in pages():
+        for target in relative_links(page):
+            path, _, anchor = target.partition("#")
+            resolved = (page.parent / path).resolve() if path else page
+            where = f"{page.relative_to(ROOT)}: link to {target!r}"
+            assert resolved.is_relative_to(ROOT) and resolved.exists(), f"{where}: no such file in the repository"
+            if anchor and resolved.suffix == ".md":
+                assert anchor in anchors(resolved), f"{where}: no heading #{anchor} in {resolved.relative_to(ROOT)}"
+
+
+def test_every_docs_page_is_linked_from_the_readme():
+    linked = {(README.parent / target.partition("#")[0]).resolve() for target in relative_links(README)}
+    unlinked = [page.name for page in DOCS.glob("*.md") if page.resolve() not in linked]
+    assert DOCS.is_dir() and not unlinked, f"docs pages the README does not link to: {unlinked}"
+
+
+def test_the_readme_is_a_front_page():
+    lines = len(readme().splitlines())
+    assert lines < README_MAX_LINES, f"README.md has {lines} lines; move detail to a page in docs/"
+
+
+def test_the_readme_headline_rows_are_rows_of_the_results_table():
+    lines = [line for line in section(readme(), "Results").splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in lines[0].strip().strip("|").split("|")]
+    full = {row.label: row for row in results_rows()}
+    assert len(lines) > 2, "the README shows no headline results"
+    for line in lines[2:]:
+        cells = dict(zip(header, (cell.strip() for cell in line.strip().strip("|").split("|"))))
+        label = cells["model"].replace("**", "")
+        assert label in full, f"README row {label!r} is not a row of docs/experiments.md's results table"
+        row = full[label]
+        said = (
+            int(cells["parameters"].replace(",", "")),
+            re.search(r"\d+\.\d+% ± \d+\.\d+", cells["test accuracy, seeds 1-3"]).group(),
+            int(re.fullmatch(r"(\d+) s", cells["full `dvc repro`"]).group(1)),
+        )
+        assert said == (row.parameters, row.accuracy, row.seconds), (
+            f"README row {label!r} says {said}; docs/experiments.md {(row.parameters, row.accuracy, row.seconds)}"
+        )
+        assert "docs/experiments.md" in line, f"README row {label!r} does not link to its recipe"

@@ -3,7 +3,8 @@
 requirements.in (running the pipeline) and requirements-dev.in (tests and benchmarks) pin the
 top-level packages exactly; requirements.txt and requirements-dev.txt, made by
 ./requirements-lock, pin every package with its hashes, and every install command installs a lock
-with --require-hashes. A package the pipeline imports must be a runtime requirement, one only the
+with --require-hashes (the project itself, in development mode, with --no-deps: nothing unlocked
+comes in with it). A package the pipeline imports must be a runtime requirement, one only the
 tests or benchmarks import a dev requirement, and a pin nothing imports needs a stated reason.
 Reads files only: no network, no install.
 """
@@ -152,6 +153,8 @@ def test_every_install_is_a_lock_checked_by_hash():
     install, test = [line for line in commands.splitlines() if line and not line.startswith("#")]
     assert pip_installs(install) == [("--require-hashes ", RUNTIME_LOCK.name)], install
     assert pip_installs(test) == [("--require-hashes ", DEV_LOCK.name)], test
+    for arguments in re.findall(r"pip install ([^&]*)", commands):
+        assert " -r " in f" {arguments}" or "--no-deps" in arguments.split(), f"pip install {arguments}: unlocked dependencies"
     ci = CI_RUN.read_text()
     assert pip_installs(ci) == [("--quiet --require-hashes ", DEV_LOCK.name)], ".ci/run does not install the dev lock"
     assert ci.rstrip().splitlines()[-1] == test.split(" && ")[-1], ".ci/run does not end with the README's test command"
@@ -161,6 +164,8 @@ def test_every_install_is_a_lock_checked_by_hash():
     workflow = WORKFLOW.read_text()
     assert pip_installs(workflow) == [("--require-hashes ", RUNTIME_LOCK.name)], "the workflow does not install the lock"
     assert f"cache-dependency-path: {RUNTIME_LOCK.name}" in workflow, "the workflow's pip cache is not keyed on the lock"
-    for options, target in pip_installs(README.read_text()):
-        assert "--require-hashes" in options and target in (RUNTIME_LOCK.name, DEV_LOCK.name), f"README: -r {target}"
+    for page in (README, *sorted((ROOT / "docs").glob("*.md"))):
+        for options, target in pip_installs(page.read_text()):
+            where = page.relative_to(ROOT)
+            assert "--require-hashes" in options and target in (RUNTIME_LOCK.name, DEV_LOCK.name), f"{where}: -r {target}"
     assert LOCK_COMMAND in README.read_text(), f"the README does not say how to regenerate the locks ({LOCK_COMMAND})"
