@@ -103,6 +103,18 @@ def test_report_between_two_revisions(two_commits):
     assert (two_commits / "R/base-loss.png").read_bytes() != (two_commits / "R/head-loss.png").read_bytes()
 
 
+def test_a_base_from_before_the_rename_still_has_its_learning_curves(two_commits):
+    # Until November 2026 the learning curve was metrics/history.csv: a pull request's base may
+    # still be such a commit.
+    base = two_commits / "base"
+    subprocess.run(["git", "worktree", "add", "-q", "--detach", str(base), "HEAD~1"], check=True)
+    (base / "metrics/learning_curve.csv").rename(base / "metrics/history.csv")
+    old_base = commit(base, "as committed before the rename")
+    report.main(["--base", old_base, "--head", "HEAD", "--out", "R"])
+    assert {p.name for p in (two_commits / "R").glob("*.png")} == ALL_FIGURES
+    assert (two_commits / "R/base-loss.png").read_bytes() != (two_commits / "R/head-loss.png").read_bytes()
+
+
 def test_workspace_is_the_default_head(two_commits):
     write_run(two_commits, {**PARAMS, "seed": 7}, metrics(0.93), figures=False)  # not committed
     report.main(["--base", "HEAD", "--out", "R"])
