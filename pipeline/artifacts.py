@@ -136,7 +136,8 @@ def load_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
     images, labels = data["images"], data["labels"]
     if len(images) != len(labels) or images.ndim != 3:
         rows, cols = datasets.IMAGE_SHAPE
-        raise file_error(path, f"expected images (N, {rows}, {cols}) and N labels, got {images.shape} and {labels.shape}")
+        expected = f"expected images (N, {rows}, {cols}) and N labels"
+        raise file_error(path, f"{expected}, got {images.shape} and {labels.shape}")
     return images, labels
 
 
@@ -186,8 +187,8 @@ def load_predictions(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise file_error(path, f"not a number ({error})") from None
 
 
-def save_learning_curve(path: Path, history: list[dict[str, float]]) -> None:
-    save_csv(path, history)
+def save_learning_curve(path: Path, curve: list[dict[str, float]]) -> None:
+    save_csv(path, curve)
 
 
 def load_learning_curve(path: Path) -> list[dict[str, float]]:

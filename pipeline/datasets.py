@@ -57,7 +57,8 @@ def validate(data: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
         if images.dtype != np.uint8:
             raise DataError(f"{source}: x_{split}: expected uint8 pixels, got {images.dtype}")
         if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
-            raise DataError(f"{source}: x_{split}: expected shape (N, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]}), got {images.shape}")
+            rows, cols = IMAGE_SHAPE
+            raise DataError(f"{source}: x_{split}: expected shape (N, {rows}, {cols}), got {images.shape}")
         if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
             raise DataError(
                 f"{source}: y_{split}: expected a 1-D integer array, got {labels.dtype} {labels.shape}"

@@ -14,10 +14,9 @@ from typing import Any
 
 from pipeline import artifacts, datasets, paths
 from pipeline.config import MODELS, TrainConfig
+from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES
 from pipeline.errors import DataError
 from pipeline.tf import keras
-
-from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES
 
 INFERENCE_BATCH = 1024  # no gradient noise to keep small when only predicting: bigger is just faster
 # What load_model accepts: a batch of 28x28 images, with or without a channel axis.

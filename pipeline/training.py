@@ -10,7 +10,6 @@ from pipeline.models import INFERENCE_BATCH, build_model
 from pipeline.tf import keras, make_deterministic, tensorflow
 
 
-
 def augmenter(params: TrainConfig, seed: int) -> Any:
     """Random shift, rotation and zoom for a batch of (N, 28, 28, 1) images, seeded."""
     layers = keras().layers

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline import paths
+from pipeline.datasets import NUM_CLASSES
 from pipeline.artifacts import atomic_path, output_folder
 from pipeline.errors import DataError, PipelineError
 from pipeline.predict.images import SUFFIXES, image_files
@@ -137,8 +138,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     saved_help = f"write the 28x28 image the model saw as DIR/<name>{SAVED_SUFFIX}; never overwrites"
     parser.add_argument("--save-preprocessed", type=path_argument, metavar="DIR", help=saved_help)
     args = parser.parse_args(argv)
-    if not 1 <= args.top <= 10:
-        parser.error(f"--top must be between 1 and 10, got {args.top}")
+    if not 1 <= args.top <= NUM_CLASSES:
+        parser.error(f"--top must be between 1 and {NUM_CLASSES}, got {args.top}")
     return args
 
 
