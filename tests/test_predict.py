@@ -1,7 +1,9 @@
 """The predict CLI and API, with a model that reads typeset digits (imports TensorFlow)."""
 import errno
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +13,11 @@ import pytest
 from PIL import Image, ImageFilter
 
 from pipeline import cli, models
-from pipeline.predict import command, predictor
 from pipeline.errors import DataError
-from pipeline.predict import Prediction, Predictor
-from tests.helpers.repos import ROOT
+from pipeline.predict import Prediction, Predictor, command, predictor
+from tests.helpers.faults import Started
 from tests.helpers.glyphs import glyph, template_model
+from tests.helpers.repos import ROOT
 
 
 def predict_main(argv: list[str]) -> int:
@@ -216,6 +218,19 @@ def test_command_line_entry_point(model_path, digits_dir, tmp_path):
     assert result.returncode == 1
     assert result.stdout.startswith(f"{digits_dir / 'digit1.tiff'}: 1 (")
     assert result.stderr == f"error: {tmp_path / 'nope.png'}: no such file\n"  # no traceback, no TF log noise
+
+
+def test_ctrl_c_is_one_line_and_exit_130_like_every_command(model_path, digits_dir, tmp_path):
+    # predict goes through cli.run as the stages and review tools do; it names no `dvc repro`.
+    many = [str(digits_dir / "digit1.tiff")] * 20_000  # far more than it reads before the signal
+    command_line = [sys.executable, "-m", "pipeline.predict", *many, "--model", str(model_path)]
+    predicting = Started(command_line, cwd=ROOT, logs=tmp_path / "logs")
+    predicting.wait_for(lambda: predicting.out(), timeout=120, what="the first prediction")
+    os.kill(predicting.pid, signal.SIGINT)
+    assert predicting.wait(60) == 130
+    assert predicting.out().startswith(f"{many[0]}: 1 (")
+    assert predicting.err() == f"{cli.COMMAND_INTERRUPTED}\n"  # no traceback
+    assert len(predicting.out().splitlines()) < len(many)
 
 
 def two_tone_seven() -> Image.Image:
