@@ -57,12 +57,18 @@ class PlotConfig:
 
 
 @dataclass(frozen=True)
+class ExportConfig:
+    representative_images: int  # training images that calibrate the int8 model's ranges
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int
     fetch: FetchConfig
     preprocess: PreprocessConfig
     train: TrainConfig
     plot: PlotConfig
+    export: ExportConfig
 
 
 # Range checks, by dotted key: (test, what was expected).
@@ -83,6 +89,8 @@ CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "train.distribute": (lambda v: v in DISTRIBUTE, f"one of {', '.join(DISTRIBUTE)}"),
     "plot.samples": (lambda v: 1 <= v <= 100, "an integer in [1, 100]"),
     "plot.misclassified": (lambda v: 0 <= v <= 100, "an integer in [0, 100]"),
+    # The stage also refuses a sample larger than the training split it draws from.
+    "export.representative_images": (lambda v: 1 <= v <= TRAINING_IMAGES, f"an integer in [1, {TRAINING_IMAGES}]"),
 }
 
 

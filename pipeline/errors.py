@@ -29,6 +29,13 @@ class CheckFailed(PipelineError):
     """A quality gate failed, e.g. test accuracy dropped by more than the allowed margin."""
 
 
+def first_line(error: Exception) -> str:
+    """The first line of an exception's message, or its type's name when it has none."""
+    # A KeyError's str() is its key quoted; its argument reads better.
+    text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    return (str(text).strip().splitlines() or [type(error).__name__])[0]
+
+
 def complaint(stderr: str, fallback: str, first: bool = False) -> str:
     """The line of a failed command's stderr that says what went wrong, for a one-line error.
 

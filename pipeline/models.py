@@ -15,7 +15,7 @@ from typing import Any
 from pipeline import artifacts, datasets, paths
 from pipeline.config import MODELS, TrainConfig
 from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES
-from pipeline.errors import DataError
+from pipeline.errors import DataError, first_line
 from pipeline.tf import keras
 
 INFERENCE_BATCH = 1024  # no gradient noise to keep small when only predicting: bigger is just faster
@@ -177,9 +177,11 @@ def _renumber_shared_objects(node: Any, numbers: dict[int, int]) -> Any:
 BUILDERS = {name: globals()[name] for name in MODELS}
 
 
-def load_model(path: Path) -> Any:
+def load_model(path: Path, compile: bool = True) -> Any:
     """Load a .keras model in safe mode (a file that would run code on load is refused) and
-    check that it reads MNIST digits: every caller can then rely on its shape."""
+    check that it reads MNIST digits: every caller can then rely on its shape.
+
+    `compile=False` leaves out the optimizer and its state: the weights alone, for export."""
     if not os.path.lexists(path):
         # Only the pipeline's own model can be trained or pulled; a --model elsewhere is a typo.
         how = "; train one with `dvc repro` or fetch it with `dvc pull`" if paths.stage_output(path) else ""
@@ -191,11 +193,11 @@ def load_model(path: Path) -> Any:
     if not zipfile.is_zipfile(path):
         raise _damaged(path, "not a zip archive")
     try:
-        model = keras().saving.load_model(path, safe_mode=True)
+        model = keras().saving.load_model(path, compile=compile, safe_mode=True)
     except DAMAGED as error:  # a bad member in a sound archive: a flipped byte, a missing config.json
-        raise _damaged(path, f"{type(error).__name__}: {_first_line(error)}") from None
+        raise _damaged(path, f"{type(error).__name__}: {first_line(error)}") from None
     except Exception as error:  # Keras raises many types for a model it refuses; its own words say why
-        raise artifacts.file_error(path, f"not a loadable Keras model ({_first_line(error)})") from None
+        raise artifacts.file_error(path, f"not a loadable Keras model ({first_line(error)})") from None
     check_shape(model, path)
     return model
 
@@ -207,13 +209,15 @@ def check_shape(model: Any, path: Path) -> None:
     evaluate (an IndexError, a traceback printing the whole input), or name a digit 11.
     """
     inputs, outputs = _shape(model, "input_shape"), _shape(model, "output_shape")
-    if inputs in ACCEPTED_INPUTS and outputs == (None, NUM_CLASSES):
-        return
-    raise artifacts.file_error(
-        path,
-        f"expected a model from {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} images to {NUM_CLASSES} digit probabilities, "
-        f"got input {inputs} and output {outputs}",
-    )
+    if inputs not in ACCEPTED_INPUTS or outputs != (None, NUM_CLASSES):
+        raise shape_error(path, inputs, outputs)
+
+
+def shape_error(path: Path, inputs: Any, outputs: Any) -> DataError:
+    """The one-line error for a model file (Keras or LiteRT) that does not read MNIST digits."""
+    rows, cols = IMAGE_SHAPE
+    expected = f"expected a model from {rows}x{cols} images to {NUM_CLASSES} digit probabilities"
+    return artifacts.file_error(Path(path), f"{expected}, got input {inputs} and output {outputs}")
 
 
 def _shape(model: Any, attribute: str) -> Any:
@@ -227,8 +231,3 @@ def _shape(model: Any, attribute: str) -> Any:
 def _damaged(path: Path, detail: str) -> DataError:
     return artifacts.file_error(path, f"not a loadable Keras model (damaged or not a Keras file: {detail})")
 
-
-def _first_line(error: Exception) -> str:
-    # A KeyError's str() is its key quoted; its argument reads better.
-    text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-    return (str(text).strip().splitlines() or [type(error).__name__])[0]

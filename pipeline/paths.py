@@ -13,6 +13,10 @@ RAW = Path("data/raw/mnist.npz")
 PREPARED_DIR = Path("data/prepared")
 SPLITS = ("train", "val", "test")
 MODEL = Path("models/model.keras")
+# The export stage's forms of the model: TF Serving loads SAVED_MODEL/<version>/.
+SAVED_MODEL = Path("models/saved_model")
+LITERT_FLOAT32 = Path("models/model_float32.tflite")
+LITERT_INT8 = Path("models/model_int8.tflite")
 
 METRICS_DIR = Path("metrics")
 DATASET_INFO = METRICS_DIR / "dataset.json"
@@ -20,9 +24,10 @@ LEARNING_CURVE = METRICS_DIR / "learning_curve.csv"  # loss and accuracy per epo
 METRICS = METRICS_DIR / "metrics.json"
 PREDICTIONS = METRICS_DIR / "predictions.csv"
 PLOTS_DIR = METRICS_DIR / "plots"
+EXPORT_METRICS = METRICS_DIR / "export.json"
 # Outputs with `cache: false` in dvc.yaml: committed to git, so every clone has them. A missing
 # one is a change to report and is restored by git; DVC caches (and `dvc pull`s) the rest.
-GIT_TRACKED = (DATASET_INFO, LEARNING_CURVE, METRICS, PREDICTIONS, PLOTS_DIR)
+GIT_TRACKED = (DATASET_INFO, LEARNING_CURVE, METRICS, PREDICTIONS, PLOTS_DIR, EXPORT_METRICS)
 
 # Written by `python -m pipeline.report` and `python -m pipeline.history`, not by DVC stages.
 REPORT_DIR = Path("report")
@@ -43,6 +48,7 @@ STAGE_OUTPUTS = {
     "train": [MODEL, LEARNING_CURVE],
     "evaluate": [METRICS, PREDICTIONS],
     "plot": [PLOTS_DIR],
+    "export": [SAVED_MODEL, LITERT_FLOAT32, LITERT_INT8, EXPORT_METRICS],
 }
 
 

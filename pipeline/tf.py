@@ -1,13 +1,14 @@
-"""Import TensorFlow quietly, once, and only in the stages that need it.
+"""Import TensorFlow quietly, once, and only in the stages that need it; keep native logs quiet.
 
 TensorFlow writes several lines of C++ log (oneDNN notes, CUDA probes) to stderr before its
 logging can be configured; they are captured here and shown only if the import fails.
 """
+import contextlib
 import functools
 import os
 import sys
 import tempfile
-from typing import Any
+from typing import Any, Iterator
 
 
 @functools.cache
@@ -15,24 +16,47 @@ def tensorflow() -> Any:
     # 3 also hides C++ "errors" that are only notes (an unknown tf.data attribute, a missing
     # CUDA driver); real failures still surface as Python exceptions.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow as tf
+    with quiet(fds=(2,)):
+        import tensorflow as tf
 
-            tf.config.list_physical_devices("GPU")  # the CUDA probe logs here, not at import
+        tf.config.list_physical_devices("GPU")  # the CUDA probe logs here, not at import
+    tf.get_logger().setLevel("ERROR")
+    return tf
+
+
+@contextlib.contextmanager
+def quiet(fds: tuple[int, ...] = (1, 2)) -> Iterator[None]:
+    """Hold back what the block writes to stdout and stderr, C++ logs included; show it only if
+    the block fails.
+
+    TensorFlow's converters and LiteRT's interpreter print notes (saved artifacts, quantization
+    settings, the XNNPACK delegate) straight to the process's file descriptors, where Python
+    cannot filter them.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in fds}
+    with tempfile.TemporaryFile() as captured:
+        for fd in fds:
+            os.dup2(captured.fileno(), fd)
+        try:
+            yield
         except BaseException:
-            os.dup2(saved, 2)
+            _restore(saved)
             captured.seek(0)
             sys.stderr.write(captured.read().decode(errors="replace"))
             raise
         finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-    tf.get_logger().setLevel("ERROR")
-    return tf
+            _restore(saved)
+
+
+def _restore(saved: dict[int, int]) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for fd, original in list(saved.items()):
+        os.dup2(original, fd)
+        os.close(original)
+        del saved[fd]
 
 
 def keras() -> Any:
