@@ -29,7 +29,7 @@ class LiteRTModel:
             raise DataError(f"{source}: not a loadable LiteRT model ({first_line(error)})") from None
         (self.input,) = self.interpreter.get_input_details()
         (self.output,) = self.interpreter.get_output_details()
-        inputs, outputs = tuple(self.input["shape"]), tuple(self.output["shape"])
+        inputs, outputs = (tuple(int(n) for n in detail["shape"]) for detail in (self.input, self.output))
         if inputs[1:] != IMAGE_SHAPE or outputs[1:] != (NUM_CLASSES,):
             raise models.shape_error(Path(source), inputs, outputs)
         self.source = source

@@ -5,9 +5,11 @@ logging can be configured; they are captured here and shown only if the import f
 """
 import contextlib
 import functools
+import io
 import os
 import sys
 import tempfile
+import warnings
 from typing import Any, Iterator
 
 
@@ -26,8 +28,8 @@ def tensorflow() -> Any:
 
 @contextlib.contextmanager
 def quiet(fds: tuple[int, ...] = (1, 2)) -> Iterator[None]:
-    """Hold back what the block writes to stdout and stderr, C++ logs included; show it only if
-    the block fails.
+    """Hold back what the block writes to stdout and stderr, C++ logs and Python warnings
+    included; show it only if the block fails.
 
     TensorFlow's converters and LiteRT's interpreter print notes (saved artifacts, quantization
     settings, the XNNPACK delegate) straight to the process's file descriptors, where Python
@@ -36,15 +38,20 @@ def quiet(fds: tuple[int, ...] = (1, 2)) -> Iterator[None]:
     sys.stdout.flush()
     sys.stderr.flush()
     saved = {fd: os.dup(fd) for fd in fds}
-    with tempfile.TemporaryFile() as captured:
+    python_streams = io.StringIO()
+    with tempfile.TemporaryFile() as captured, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         for fd in fds:
             os.dup2(captured.fileno(), fd)
         try:
-            yield
+            with contextlib.redirect_stdout(python_streams), contextlib.redirect_stderr(python_streams):
+                yield
         except BaseException:
             _restore(saved)
             captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
+            held = captured.read().decode(errors="replace") + python_streams.getvalue()
+            held += "".join(f"{w.category.__name__}: {w.message}\n" for w in caught)
+            sys.stderr.write(held)
             raise
         finally:
             _restore(saved)

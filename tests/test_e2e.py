@@ -10,7 +10,8 @@ from pipeline import datasets, fetch
 from tests.helpers.repos import ran_stages, run, set_params
 
 pytestmark = pytest.mark.slow
-ALL_STAGES = ["fetch", "preprocess", "train", "evaluate", "plot"]
+ALL_STAGES = ["fetch", "preprocess", "train", "evaluate", "plot", "export"]
+EXPORTS = {"saved_model", "litert_float32", "litert_int8"}
 
 
 def test_repro_rebuilds_only_what_changed(pipeline_repo):
@@ -25,6 +26,11 @@ def test_repro_rebuilds_only_what_changed(pipeline_repo):
     assert sorted(p.name for p in (pipeline_repo / "metrics/plots").iterdir()) == [
         "accuracy.png", "confusion.png", "loss.png", "misclassified.png", "samples.png",
     ]  # fmt: skip
+    exported = json.loads((pipeline_repo / "metrics/export.json").read_text())
+    assert set(exported) == EXPORTS
+    assert all(set(score) == {"test_accuracy", "agreement", "size_bytes"} for score in exported.values())
+    assert exported["litert_float32"]["agreement"] == 1.0
+    assert exported["litert_int8"]["size_bytes"] < 0.3 * exported["litert_float32"]["size_bytes"]
 
     again = run(["dvc", "repro"], cwd=pipeline_repo)
     assert ran_stages(again.stdout) == []
@@ -32,13 +38,18 @@ def test_repro_rebuilds_only_what_changed(pipeline_repo):
     assert "up to date" in status.stdout
 
     set_params(pipeline_repo, **{"train.epochs": 2})
-    assert ran_stages(run(["dvc", "repro"], cwd=pipeline_repo).stdout) == ["train", "evaluate", "plot"]
+    assert ran_stages(run(["dvc", "repro"], cwd=pipeline_repo).stdout) == ["train", "evaluate", "plot", "export"]
 
     set_params(pipeline_repo, **{"plot.samples": 16})
     assert ran_stages(run(["dvc", "repro"], cwd=pipeline_repo).stdout) == ["plot"]
 
+    set_params(pipeline_repo, **{"export.representative_images": 100})
+    assert ran_stages(run(["dvc", "repro"], cwd=pipeline_repo).stdout) == ["export"]
+
     shown = run(["dvc", "metrics", "show"], cwd=pipeline_repo).stdout
     assert "test_accuracy" in shown
+    diff = run(["dvc", "metrics", "diff", "--all"], cwd=pipeline_repo).stdout  # what a pull request shows
+    assert "metrics/export.json" in diff and "litert_int8.agreement" in diff
     plots = json.loads(run(["dvc", "plots", "show", "--json"], cwd=pipeline_repo).stdout)["data"]
     assert {"loss", "accuracy", "confusion", "metrics/plots/confusion.png"} <= set(plots)
     confusion = plots["confusion"][0]["content"]["data"]["values"]

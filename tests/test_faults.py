@@ -287,7 +287,7 @@ def test_a_stage_started_with_sigint_ignored_keeps_ignoring_it(start_stage):
 
 @slow
 def test_two_repros_at_once_one_runs_the_other_fails_fast(built_repo, tmp_path):
-    set_params(built_repo, **{"train.epochs": 3})  # train, evaluate and plot to run: ~15 s
+    set_params(built_repo, **{"train.epochs": 3})  # train, evaluate, plot and export to run: ~25 s
     first = faults.Started(["dvc", "repro"], built_repo, tmp_path / "first")
     second = faults.Started(["dvc", "repro"], built_repo, tmp_path / "second")
     try:
@@ -308,7 +308,7 @@ def test_two_repros_at_once_one_runs_the_other_fails_fast(built_repo, tmp_path):
     ), loser.err()
     assert loser_seconds < 10, loser_seconds
     assert "Running stage" not in loser.out()
-    assert ran_stages(winner.out()) == ["train", "evaluate", "plot"]
+    assert ran_stages(winner.out()) == ["train", "evaluate", "plot", "export"]
     assert dvc_status(built_repo) == {}
     assert faults.bad_cache_objects(built_repo) == []
 
