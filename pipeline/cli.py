@@ -54,9 +54,11 @@ def run(main: Callable[[], int | None], interrupted: str = INTERRUPTED) -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         interrupt.report()
+        if listening:  # exiting now: another SIGINT must not raise in the shutdown and print a traceback
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         sys.exit(130)
     finally:
-        if listening:
+        if listening and not interrupt.armed:
             signal.signal(signal.SIGINT, signal.default_int_handler)
     if code:
         sys.exit(code)

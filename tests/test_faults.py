@@ -270,6 +270,23 @@ def test_a_second_ctrl_c_does_not_break_the_first_ones_cleanup(start_stage):
     assert "cleaned up" in stage.out() and stage.err() == INTERRUPTED + "\n"
 
 
+def test_a_second_ctrl_c_while_exiting_prints_no_traceback(start_stage):
+    # After the first Ctrl-C the process is shutting down (atexit, TensorFlow's threads): a
+    # second one there raised a KeyboardInterrupt that Python printed as "Exception ignored".
+    stage = start_stage("""
+        import atexit
+        def main():
+            atexit.register(lambda: (print("exiting", flush=True), time.sleep(1)))
+            print("ready", flush=True)
+            time.sleep(60)
+    """)
+    os.kill(stage.pid, signal.SIGINT)
+    stage.wait_for(lambda: "exiting" in stage.out(), 30, "the exit")
+    os.kill(stage.pid, signal.SIGINT)
+    assert stage.wait(30) == 130
+    assert stage.err() == INTERRUPTED + "\n"
+
+
 def test_a_stage_started_with_sigint_ignored_keeps_ignoring_it(start_stage):
     # What a shell without job control does to `cmd &`: Ctrl-C in the terminal is not for it.
     stage = start_stage("""
