@@ -82,7 +82,7 @@ def test_saved_model_replaces_an_earlier_export_and_leaves_no_temporaries(model,
 
 EXPORT_TWICE = """
 import sys
-import warnings
+from pathlib import Path
 from pipeline import export, models
 model = models.load_model(Path(sys.argv[1]), compile=False)
 out = Path(sys.argv[2])
