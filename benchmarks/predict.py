@@ -2,9 +2,13 @@
 
 The realistic set is MNIST's test split rendered as photos of ink on paper (`tests/helpers/realistic.py`):
 never the training split. Run from the repo root after `dvc repro` (it reads the prepared test
-split and the model):
+split, the Keras model and the export stage's LiteRT models):
 
-    python benchmarks/predict.py [--model models/model.keras] [--count 10000]
+    python benchmarks/predict.py [--model models/model.keras] [--count 10000] [--repeats 5]
+
+The claim it checks: with the exported LiteRT model, `python -m pipeline.predict` classifies one
+image from a cold start in under a second, where importing TensorFlow alone takes seconds (both
+measured in the same run), and LiteRT names the Keras model's digit on the photos.
 """
 import argparse
 import os
@@ -21,6 +25,7 @@ from PIL import Image
 from common import ENV, ROOT, cpu_name
 from pipeline import artifacts, paths
 from pipeline.predict import Predictor
+from pipeline.predict.predictor import default_model
 from tests.helpers import realistic
 
 
@@ -38,11 +43,52 @@ def rate(count: int, seconds: float) -> str:
     return f"{count / seconds:,.0f} images/s ({count} in {seconds:.2f} s)"
 
 
+def array_rate(predictor: Predictor, images: np.ndarray) -> str:
+    """Throughput of the model alone on 10,000 MNIST-form digits, after one warm-up call."""
+    batch = np.tile(images, (max(1, 10_000 // len(images)), 1, 1))[:10_000]
+    predictor.probabilities(batch[:256])  # warm-up: the first call traces the Keras model
+    started = time.perf_counter()
+    predictor.probabilities(batch)
+    return rate(len(batch), time.perf_counter() - started)
+
+
+def compare_litert(path: Path, seen: np.ndarray, keras_digits: np.ndarray, labels: np.ndarray) -> None:
+    """A LiteRT model on the digits the Keras path saw: its accuracy and agreement with Keras.
+
+    The same normalised 28x28 digits go to both, so any difference is the model's. Accuracy is
+    over all photos (a photo with no digit found counts as wrong, as for Keras).
+    """
+    if not path.exists():
+        print(f"{path}: not exported (run `dvc repro export`)")
+        return
+    litert = Predictor.from_path(path)
+    digits = litert.probabilities(seen).argmax(axis=1)
+    differ = int(np.sum(digits != keras_digits))
+    print(f"LiteRT {path} on the digits the Keras path saw:")
+    print(f"  accuracy on the photos:                   {np.sum(digits == labels) / len(labels):.2%}")
+    agreement = 1 - differ / len(seen)
+    print(f"  same digit as Keras:                      {agreement:.2%}  ({differ} of {len(seen)} differ)")
+    print(f"  throughput, model on 28x28 arrays:        {array_rate(litert, seen)}")
+
+
+def cold_starts(commands: dict[str, list[str]], repeats: int) -> dict[str, float]:
+    """Median wall time of each command, each run `repeats` times, interleaved so that anything
+    else on the machine slows them alike."""
+    walls: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(repeats):
+        for name, command in commands.items():
+            started = time.perf_counter()
+            subprocess.run(command, cwd=ROOT, env=ENV, check=True, capture_output=True)
+            walls[name].append(time.perf_counter() - started)
+    return {name: statistics.median(times) for name, times in walls.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=paths.MODEL)
+    parser.add_argument("--model", type=Path, default=paths.MODEL, help="the Keras model LiteRT is compared with")
     parser.add_argument("--count", type=int, default=10_000, help="test digits to render")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=5, help="cold starts of each command")
     args = parser.parse_args()
     os.chdir(ROOT)
     images, labels = artifacts.load_split(paths.prepared("test"))
@@ -62,12 +108,14 @@ def main() -> None:
     print(f"  the notebook's literal recipe on them:    {literal:.2%}")
     print(f"  no digit found in:                        {sum(p.error is not None for p in predicted)}")
 
-    batch = np.tile(images, (max(1, 10_000 // len(images)), 1, 1))[:10_000]
-    predictor.probabilities(batch[:256])  # warm-up: the first call traces the model
-    started = time.perf_counter()
-    predictor.probabilities(batch)
-    print(f"throughput, model on 28x28 arrays:          {rate(len(batch), time.perf_counter() - started)}")
+    print(f"throughput, model on 28x28 arrays:          {array_rate(predictor, images)}")
     print(f"throughput, photos in memory (normalise+model): {rate(len(pictures), chain_seconds)}")
+
+    found = [(p, label) for p, label in zip(predicted, labels) if p.error is None]
+    seen = np.stack([p.digit28 for p, _ in found])
+    keras_digits = np.array([p.digit for p, _ in found])
+    for path in (paths.LITERT_FLOAT32, paths.LITERT_INT8):
+        compare_litert(path, seen, keras_digits, np.array([label for _, label in found]))
 
     with tempfile.TemporaryDirectory() as tmp:
         files = []
@@ -83,13 +131,19 @@ def main() -> None:
             predictor.predict([path])
             latencies.append(time.perf_counter() - started)
         print(f"single-image latency (file to digit):       {1000 * statistics.median(latencies):.1f} ms median")
-        command = [sys.executable, "-m", "pipeline.predict", str(files[0]), "--model", str(args.model)]
-        walls = []
-        for _ in range(3):
-            started = time.perf_counter()
-            subprocess.run(command, cwd=ROOT, env=ENV, check=True, capture_output=True)
-            walls.append(time.perf_counter() - started)
-        print(f"CLI cold start, one image:                  {statistics.median(walls):.2f} s median of 3")
+        predict = [sys.executable, "-m", "pipeline.predict", str(files[0])]
+        medians = cold_starts(
+            {
+                "import tensorflow": [sys.executable, "-c", "import tensorflow"],
+                "default": predict,  # the LiteRT float32 model when exported
+                "keras": [*predict, "--model", str(args.model)],
+            },
+            args.repeats,
+        )
+        runs = f"median of {args.repeats}"
+        print(f"TensorFlow import alone (python -c):        {medians['import tensorflow']:.2f} s {runs}")
+        print(f"CLI cold start, one image, default:         {medians['default']:.2f} s {runs}  ({default_model()})")
+        print(f"CLI cold start, one image, Keras:           {medians['keras']:.2f} s {runs}  (--model {args.model})")
 
 
 if __name__ == "__main__":

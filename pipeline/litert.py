@@ -22,11 +22,15 @@ class LiteRTModel:
     def __init__(self, content: bytes, source: str) -> None:
         from ai_edge_litert.interpreter import Interpreter  # not at import: the module stays light
 
+        if not content:  # the interpreter would say "`model_path` or `model_content` must be specified"
+            raise artifacts.file_error(Path(source), "not a loadable LiteRT model (empty file)")
         try:
             with quiet(fds=(2,)):  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
                 self.interpreter = Interpreter(model_content=content)
         except (ValueError, RuntimeError) as error:
-            raise DataError(f"{source}: not a loadable LiteRT model ({first_line(error)})") from None
+            # file_error: a damaged exported model is named with the `dvc checkout` that restores it
+            problem = f"not a loadable LiteRT model ({first_line(error)})"
+            raise artifacts.file_error(Path(source), problem) from None
         (self.input,) = self.interpreter.get_input_details()
         (self.output,) = self.interpreter.get_output_details()
         inputs, outputs = (tuple(int(n) for n in detail["shape"]) for detail in (self.input, self.output))

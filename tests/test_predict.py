@@ -3,6 +3,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,12 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from pipeline import cli, models
+from pipeline import cli, export, models, paths
 from pipeline.errors import DataError
+from pipeline.litert import LiteRTModel
 from pipeline.predict import Prediction, Predictor, command, predictor
 from tests.helpers.faults import Started
 from tests.helpers.glyphs import glyph, template_model
-from tests.helpers.repos import ROOT
+from tests.helpers.repos import ROOT, env
 
 
 def predict_main(argv: list[str]) -> int:
@@ -33,6 +35,14 @@ def predict_main(argv: list[str]) -> int:
 def model_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "model.keras"
     models.save_model(template_model(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def litert_path(tmp_path_factory):
+    """The same model as the export stage writes it: LiteRT float32."""
+    path = tmp_path_factory.mktemp("litert") / "model.tflite"
+    path.write_bytes(export.to_litert(template_model()))
     return path
 
 
@@ -338,3 +348,116 @@ def test_non_finite_probabilities_are_an_error_never_a_digit(digits_dir, tmp_pat
     assert predict_main([*inputs, "--model", str(path)]) == 1
     out, err = capsys.readouterr()
     assert out == "" and err.splitlines() == [f"error: {name}: {expected}" for name in inputs]
+
+
+def digit_files(directory) -> list[Path]:
+    return [next(directory.glob(f"digit{d}.*")) for d in range(10)]
+
+
+def test_litert_gives_the_keras_models_digits(model_path, litert_path, digits_dir):
+    files = digit_files(digits_dir)
+    keras_answers = Predictor.from_path(model_path).predict(files)
+    litert = Predictor.from_path(litert_path)
+    litert_answers = litert.predict(files)
+    assert (litert.format, litert.source) == (predictor.LITERT, str(litert_path))
+    assert [p.digit for p in litert_answers] == [p.digit for p in keras_answers] == list(range(10))
+    both = [(a.probabilities, b.probabilities) for a, b in zip(litert_answers, keras_answers)]
+    assert all(np.allclose(a, b, atol=1e-5) for a, b in both)
+
+
+def test_a_model_object_still_makes_a_predictor(litert_path):
+    keras_model = template_model()
+    assert (Predictor(keras_model).format, Predictor(keras_model).source) == (predictor.KERAS, None)
+    litert = Predictor(LiteRTModel.from_path(litert_path))
+    assert (litert.format, litert.source) == (predictor.LITERT, str(litert_path))
+    assert litert.probabilities(np.zeros((3, 28, 28))).shape == (3, 10)
+
+
+@pytest.fixture
+def repo_models(tmp_path, monkeypatch, model_path, litert_path):
+    """A working directory with the Keras model and its LiteRT export where the pipeline puts them."""
+    repo = tmp_path / "repo"
+    (repo / paths.MODEL.parent).mkdir(parents=True)
+    shutil.copy(model_path, repo / paths.MODEL)
+    shutil.copy(litert_path, repo / paths.LITERT_FLOAT32)
+    monkeypatch.chdir(repo)
+    return repo
+
+
+def test_the_exported_litert_model_is_the_default_when_there_is_one(repo_models):
+    chosen = Predictor.from_path()
+    assert (chosen.format, chosen.source) == (predictor.LITERT, str(paths.LITERT_FLOAT32))
+    paths.LITERT_FLOAT32.unlink()
+    chosen = Predictor.from_path()
+    assert (chosen.format, chosen.source) == (predictor.KERAS, str(paths.MODEL))
+    paths.MODEL.unlink()
+    with pytest.raises(DataError, match="models/model.keras: no such model; train one with `dvc repro`"):
+        Predictor.from_path()
+
+
+@pytest.mark.parametrize("left", [paths.LITERT_FLOAT32, paths.MODEL], ids=["litert-only", "keras-only"])
+def test_the_command_finds_whichever_model_there_is(repo_models, digits_dir, capsys, left):
+    # With only one of the two present, a wrong default is "no such model".
+    for model in (paths.LITERT_FLOAT32, paths.MODEL):
+        if model != left:
+            model.unlink()
+    assert predict_main([str(digits_dir / "digit3.bmp")]) == 0
+    assert capsys.readouterr().out.startswith(f"{digits_dir / 'digit3.bmp'}: 3 (")
+
+
+# `python -m pipeline.predict ARGS` that writes, at exit, which of TensorFlow and Keras it imported.
+# At exit, not from -X importtime: the Keras loader imports TensorFlow with stderr held back.
+IMPORTS_AT_EXIT = """
+import atexit, json, runpy, sys
+record = sys.argv.pop(1)
+heavy = lambda: sorted({"tensorflow", "keras"} & set(sys.modules))
+atexit.register(lambda: open(record, "w").write(json.dumps(heavy())))
+runpy.run_module("pipeline.predict", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("model", "imported"),
+    [(None, []), ("litert", []), (str(paths.MODEL), ["keras", "tensorflow"])],
+    ids=["default", "tflite", "keras"],
+)
+def test_the_litert_path_never_imports_tensorflow(repo_models, litert_path, digits_dir, tmp_path, model, imported):
+    record = tmp_path / "imported.json"
+    options = [] if model is None else ["--model", str(litert_path) if model == "litert" else model]
+    run = [sys.executable, "-c", IMPORTS_AT_EXIT, str(record), str(digits_dir / "digit1.tiff"), *options]
+    result = subprocess.run(run, cwd=repo_models, env=env(PYTHONPATH=str(ROOT)), capture_output=True, text=True)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.startswith(f"{digits_dir / 'digit1.tiff'}: 1 (")
+    assert json.loads(record.read_text()) == imported  # the Keras run shows the check sees an import
+
+
+def wrong_shape_litert() -> bytes:
+    """A LiteRT model from 28x28 images to 5 outputs, not 10."""
+    from pipeline.tf import keras
+
+    layers = keras().layers
+    five = keras().Sequential([keras().Input(shape=(28, 28)), layers.Flatten(), layers.Dense(5, activation="softmax")])
+    return export.to_litert(five)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda good: None, "no such model"),
+        (lambda good: b"", "not a loadable LiteRT model (empty file)"),
+        (lambda good: b"weights?", "not a loadable LiteRT model (The model is not a valid Flatbuffer buffer)"),
+        (lambda good: good[:1000], "not a loadable LiteRT model (The model is not a valid Flatbuffer buffer)"),
+        (lambda good: wrong_shape_litert(), "expected a model from 28x28 images to 10 digit probabilities"),
+    ],
+    ids=["missing", "empty", "text", "truncated", "wrong-shape"],
+)
+def test_litert_model_problems_are_one_line(litert_path, digits_dir, tmp_path, capfd, make, message):
+    path = tmp_path / "model.tflite"
+    content = make(litert_path.read_bytes())
+    if content is not None:
+        path.write_bytes(content)
+    capfd.readouterr()  # the converter's notes, printed past tf.quiet() under capfd
+    assert predict_main([str(digits_dir / "digit1.tiff"), "--model", str(path)]) == 1
+    out, err = capfd.readouterr()  # the file descriptors: the interpreter's own C++ lines too
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith(f"error: {path}: ") and message in err

@@ -3,11 +3,13 @@
     python -m pipeline.predict IMAGE_OR_DIR... [--model PATH] [--top K] [--json]
                                [--save-preprocessed DIR]
 
-Every input is brought to MNIST's form first (see `pipeline.predict.normalise`). Inputs are read,
-normalised and classified in chunks, so any number of images runs in bounded memory. A bad input
-costs one line naming it; the others are still classified, and the exit code says that one failed.
-`--save-preprocessed DIR` writes `DIR/<stem>.28x28.png` for each input, and refuses up front,
-writing nothing, if any of those files exists: it never overwrites an input or anything else.
+The model is the exported LiteRT one when there is one (a fast start: no TensorFlow import),
+else the Keras one; `--model` takes either kind of file. Every input is brought to MNIST's form
+first (see `pipeline.predict.normalise`). Inputs are read, normalised and classified in chunks,
+so any number of images runs in bounded memory. A bad input costs one line naming it; the
+others are still classified, and the exit code says that one failed. `--save-preprocessed DIR`
+writes `DIR/<stem>.28x28.png` for each input, and refuses up front, writing nothing, if any of
+those files exists: it never overwrites an input or anything else.
 """
 import argparse
 import io
@@ -131,8 +133,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     # type=path_argument: an empty argument is an error, not the current directory
     inputs_help = "image files, or directories of images"
     parser.add_argument("inputs", nargs="+", type=path_argument, metavar="IMAGE_OR_DIR", help=inputs_help)
-    model_help = f"a .keras model (default: {paths.MODEL})"
-    parser.add_argument("--model", type=path_argument, default=paths.MODEL, help=model_help)
+    model_help = (
+        f"a .tflite (LiteRT) or .keras model (default: {paths.LITERT_FLOAT32} if the export stage "
+        f"has made it, else {paths.MODEL})"
+    )
+    # No default here: Predictor.from_path(None) chooses, so the command and the API choose alike.
+    parser.add_argument("--model", type=path_argument, metavar="PATH", help=model_help)
     parser.add_argument("--top", type=int, default=1, metavar="K", help="show the K most likely digits")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     saved_help = f"write the 28x28 image the model saw as DIR/<name>{SAVED_SUFFIX}; never overwrites"
