@@ -113,9 +113,9 @@ def default_model() -> Path:
 
     float32, not int8: it gives the Keras model's digit on 100% of the test set, int8 on 99.86%
     (metrics/export.json; on the realistic photos of benchmarks/predict.py 100% and 99.83%);
-    int8 is a `--model` away. A LiteRT file
-    that is there but broken (a dangling DVC link, a damaged copy) is reported, not skipped: a
-    silent fall back to Keras would hide it behind a slow start.
+    int8 is a `--model` away. A LiteRT file that is there but broken (a dangling DVC link, a
+    damaged copy) is reported, not skipped: a silent fall back to Keras would hide it behind a
+    slow start.
     """
     return paths.LITERT_FLOAT32 if os.path.lexists(paths.LITERT_FLOAT32) else paths.MODEL
 
