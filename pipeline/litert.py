@@ -5,14 +5,13 @@ so this is what predictions use when the export stage has produced a model. Inpu
 are float32 in both exported models (the int8 one quantizes inside), as for the Keras model:
 (N, 28, 28) digits in [0, 1] in, (N, 10) probabilities out.
 """
-import os
 from pathlib import Path
 
 import numpy as np
 
-from pipeline import artifacts, datasets, models
+from pipeline import artifacts, models
 from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES
-from pipeline.errors import DataError, first_line
+from pipeline.errors import first_line
 from pipeline.tf import quiet
 
 
@@ -41,13 +40,7 @@ class LiteRTModel:
 
     @classmethod
     def from_path(cls, path: Path) -> "LiteRTModel":
-        path = Path(path)
-        if not os.path.lexists(path):
-            hint = artifacts.restore_hint(path)
-            raise DataError(f"{path}: no such model" + (f"; {hint}" if hint else ""))
-        problem = datasets.path_problem(path)
-        if problem:
-            raise artifacts.file_error(path, problem)
+        path = models.model_file(Path(path))
         return cls(path.read_bytes(), str(path))
 
     def __call__(self, digits: np.ndarray) -> np.ndarray:

@@ -177,18 +177,24 @@ def _renumber_shared_objects(node: Any, numbers: dict[int, int]) -> Any:
 BUILDERS = {name: globals()[name] for name in MODELS}
 
 
+def model_file(path: Path) -> Path:
+    """`path` if a model file (Keras or LiteRT) is there to read; else DataError naming why."""
+    if not os.path.lexists(path):
+        # Only the pipeline's own models can be built or pulled; a --model elsewhere is a typo.
+        how = "; build it with `dvc repro` or fetch it with `dvc pull`" if paths.stage_output(path) else ""
+        raise DataError(f"{path}: no such model{how}")
+    problem = datasets.path_problem(path)
+    if problem:
+        raise artifacts.file_error(path, problem)
+    return path
+
+
 def load_model(path: Path, compile: bool = True) -> Any:
     """Load a .keras model in safe mode (a file that would run code on load is refused) and
     check that it reads MNIST digits: every caller can then rely on its shape.
 
     `compile=False` leaves out the optimizer and its state: the weights alone, for export."""
-    if not os.path.lexists(path):
-        # Only the pipeline's own model can be trained or pulled; a --model elsewhere is a typo.
-        how = "; train one with `dvc repro` or fetch it with `dvc pull`" if paths.stage_output(path) else ""
-        raise DataError(f"{path}: no such model{how}")
-    problem = datasets.path_problem(path)
-    if problem:
-        raise artifacts.file_error(path, problem)
+    model_file(path)
     # Keras reports a file that is no zip archive (a cut-short copy, a text file) as "File not found".
     if not zipfile.is_zipfile(path):
         raise _damaged(path, "not a zip archive")

@@ -132,7 +132,7 @@ def test_a_damaged_or_wrong_litert_model_is_one_line(float32, tmp_path, monkeypa
                                         r"got input \(1, 28, 28\) and output \(1, 3\)$"):  # fmt: skip
         LiteRTModel(export.to_litert(three), "y.tflite")
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(DataError, match=rf"^{paths.LITERT_FLOAT32}: no such model; restore it with `dvc checkout"):
+    with pytest.raises(DataError, match=rf"^{paths.LITERT_FLOAT32}: no such model; build it with `dvc repro` or fetch it with `dvc pull`"):
         LiteRTModel.from_path(paths.LITERT_FLOAT32)
 
 

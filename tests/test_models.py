@@ -73,7 +73,7 @@ def test_load_model_of_a_missing_file(tmp_path):
 
 def test_load_model_of_the_pipelines_missing_model_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(DataError, match=r"^models/model.keras: no such model; train one with `dvc repro`"):
+    with pytest.raises(DataError, match=r"^models/model.keras: no such model; build it with `dvc repro`"):
         models.load_model(paths.MODEL)
 
 

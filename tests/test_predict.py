@@ -391,7 +391,7 @@ def test_the_exported_litert_model_is_the_default_when_there_is_one(repo_models)
     chosen = Predictor.from_path()
     assert (chosen.format, chosen.source) == (predictor.KERAS, str(paths.MODEL))
     paths.MODEL.unlink()
-    with pytest.raises(DataError, match="models/model.keras: no such model; train one with `dvc repro`"):
+    with pytest.raises(DataError, match="models/model.keras: no such model; build it with `dvc repro`"):
         Predictor.from_path()
 
 
