@@ -10,6 +10,7 @@ import glob
 import io
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -87,6 +88,32 @@ def atomic_path(path: Path, overwrite: bool = True) -> Iterator[Path]:
         raise DataError(f"{path}: cannot write: {error.strerror or error}") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: Path) -> Iterator[Path]:
+    """Yield a scratch folder beside `path`; it replaces `path` only if the block succeeds.
+
+    The folder form of `atomic_path`, for outputs that are folders (a SavedModel). A killed
+    writer's scratch folder is removed by the next write of the same output.
+    """
+    path = Path(path)
+    output_folder(path.parent)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        scratch = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    except OSError as error:
+        raise DataError(f"{path}: cannot write: {error.strerror}") from None
+    try:
+        yield scratch
+        os.chmod(scratch, 0o755)  # mkdtemp makes folders private; outputs are ordinary folders
+        shutil.rmtree(path, ignore_errors=True)  # a folder cannot be renamed over a full one
+        os.replace(scratch, path)
+    except OSError as error:
+        raise DataError(f"{path}: cannot write: {error.strerror or error}") from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _link_new(tmp: Path, path: Path) -> None:

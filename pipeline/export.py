@@ -11,15 +11,12 @@ converter is so as it is; a SavedModel differs only in the random `uuid` of fing
 which is set here from the model's own checksums.
 """
 import hashlib
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline import datasets
+from pipeline import artifacts, datasets
 from pipeline.evaluation import DIGITS
 from pipeline.errors import DataError
 from pipeline.tf import quiet, tensorflow
@@ -53,19 +50,9 @@ def save_saved_model(model: Any, directory: Path) -> Path:
     Written beside `directory` and renamed into place, so a killed run leaves no half model
     under the output's name.
     """
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    for stale in directory.parent.glob(f".{directory.name}.*.tmp"):  # a killed run's leftovers
-        shutil.rmtree(stale, ignore_errors=True)
-    scratch = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
-    try:
+    with artifacts.atomic_folder(directory) as scratch:
         _save(model, scratch / VERSION)
-        os.chmod(scratch, 0o755)  # mkdtemp makes folders private; outputs are ordinary folders
-        shutil.rmtree(directory, ignore_errors=True)
-        os.replace(scratch, directory)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return directory / VERSION
+    return Path(directory) / VERSION
 
 
 def _save(model: Any, version_dir: Path) -> None:

@@ -273,3 +273,17 @@ def test_load_history_with_no_epochs_is_an_error(tmp_path):
     (tmp_path / "learning_curve.csv").write_text("epoch,loss,accuracy,val_loss,val_accuracy\n")
     with pytest.raises(DataError, match="no epochs recorded"):
         artifacts.load_learning_curve(tmp_path / "learning_curve.csv")
+
+
+def test_atomic_folder_replaces_only_on_success(tmp_path):
+    target = tmp_path / "saved_model"
+    (target / "1").mkdir(parents=True)
+    (target / "1" / "old").write_text("old")
+    with pytest.raises(RuntimeError), artifacts.atomic_folder(target) as scratch:
+        (scratch / "half").write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert [p.name for p in target.rglob("*")] == ["1", "old"]  # the old export is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["saved_model"]  # no scratch folder left
+    with artifacts.atomic_folder(target) as scratch:
+        (scratch / "2").mkdir()
+    assert [p.name for p in target.iterdir()] == ["2"] and oct(target.stat().st_mode & 0o777) == "0o755"
