@@ -1,0 +1,77 @@
+"""`python -m pipeline.serve [--model PATH] [--host 127.0.0.1] [--port 8000] [--body-timeout S]`
+
+Loads the model (as `predict` does: the LiteRT export if there is one, else Keras), binds the
+socket, prints one line saying where it listens, and serves until Ctrl-C (exit 130, after the
+requests in flight finish or GRACEFUL_SHUTDOWN seconds pass). `--port 0` takes a free port; the
+line names it.
+"""
+import argparse
+import socket
+
+import uvicorn
+
+from pipeline import cli, paths
+from pipeline.errors import PipelineError
+from pipeline.predict.command import path_argument
+from pipeline.predict.predictor import Predictor
+from pipeline.serve.app import BODY_TIMEOUT, create_app
+
+# Connections served at once; past it uvicorn answers 503. With app.MAX_BODY_BYTES each, the bodies
+# in memory stay under 32 x 8 MB.
+MAX_CONNECTIONS = 32
+GRACEFUL_SHUTDOWN = 5  # seconds Ctrl-C waits for requests in flight
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.serve", description="Serve digit predictions over HTTP.")
+    model_help = f"a .tflite or .keras model (default: {paths.LITERT_FLOAT32} if exported, else {paths.MODEL})"
+    parser.add_argument("--model", type=path_argument, metavar="PATH", help=model_help)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on; 0 takes a free one (default: 8000)")
+    timeout_help = f"seconds a request body may take to arrive, else 408 (default: {BODY_TIMEOUT:g})"
+    parser.add_argument("--body-timeout", type=float, default=BODY_TIMEOUT, metavar="S", help=timeout_help)
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port must be between 0 and 65535, got {args.port}")
+    if not args.body_timeout > 0:
+        parser.error(f"--body-timeout must be positive, got {args.body_timeout:g}")
+    return args
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port; PipelineError naming it if that is impossible."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        listener = socket.socket(family, kind, proto)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart reuses the port at once
+        listener.bind(address)
+        listener.listen(2048)
+    except OSError as error:  # socket.gaierror too: an unknown host name
+        raise PipelineError(f"cannot listen on {host}:{port} ({error.strerror or error})") from None
+    return listener
+
+
+def url(listener: socket.socket) -> str:
+    host, port = listener.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    predictor = Predictor.from_path(args.model)
+    app = create_app(predictor, body_timeout=args.body_timeout)
+    listener = listen(args.host, args.port)
+    print(f"serving {predictor.source} ({predictor.format}) on {url(listener)}; Ctrl-C stops it", flush=True)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",  # the line above says where; no per-request log lines
+        limit_concurrency=MAX_CONNECTIONS,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+        h11_max_incomplete_event_size=64 * 1024,  # request line and headers; the body is MAX_BODY_BYTES
+    )
+    uvicorn.Server(config).run(sockets=[listener])
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main, interrupted=cli.COMMAND_INTERRUPTED)
