@@ -42,7 +42,8 @@ def png(digit: np.ndarray) -> bytes:
 
 
 def form(name: str, content: bytes) -> bytes:
-    head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\nContent-Type: image/png\r\n\r\n'
+    disposition = f'Content-Disposition: form-data; name="image"; filename="{name}"'
+    head = f"--{BOUNDARY}\r\n{disposition}\r\nContent-Type: image/png\r\n\r\n"
     return head.encode() + content + f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
@@ -92,13 +93,14 @@ def main() -> None:
     images, labels = artifacts.load_split(paths.prepared("test"))
     count = min(args.clients * args.requests, len(images))  # more requests than digits reuse them
     encoded = [(png(images[i]), int(labels[i])) for i in range(count)]
-    bodies = [(content if args.raw else form(f"test{i}.png", content), label) for i, (content, label) in enumerate(encoded)]
+    bodies = [(image if args.raw else form(f"test{i}.png", image), label) for i, (image, label) in enumerate(encoded)]
     log = tempfile.TemporaryFile("w+")  # the server's stderr: "interrupted" at the end, or why it failed
     server, host, port = start_server(log)
     try:
         results: list = []
         client(host, port, bodies[:50], args.raw, [])  # warm-up: first calls allocate the interpreter's tensors
-        shares = [[bodies[(c * args.requests + r) % len(bodies)] for r in range(args.requests)] for c in range(args.clients)]
+        requests = [bodies[i % len(bodies)] for i in range(args.clients * args.requests)]
+        shares = [requests[c * args.requests : (c + 1) * args.requests] for c in range(args.clients)]
         threads = [threading.Thread(target=client, args=(host, port, share, args.raw, results)) for share in shares]
         started = time.perf_counter()
         for thread in threads:

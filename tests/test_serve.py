@@ -23,6 +23,8 @@ from tests.helpers.repos import ROOT, env
 from tests.test_images import png_claiming
 
 PROBABILITY_RECORD = {"path", "digit", "confidence", "probabilities"}
+NO_PARTS = {"content": b"--b--\r\n", "headers": {"content-type": "multipart/form-data; boundary=b"}}
+TEXT_FIELD = {"data": {"name": "value"}, "files": {"f": ("a.png", b"x")}}
 
 
 def png(image) -> bytes:
@@ -99,7 +101,8 @@ def error_of(response, status: int) -> str:
 
 def test_a_body_over_the_limit_is_413_whether_declared_or_streamed(client):
     too_big = b"\0" * 200_001
-    assert "over the 200,000-byte limit" in error_of(client.post("/predict", content=too_big, headers={"content-type": "image/png"}), 413)
+    declared = client.post("/predict", content=too_big, headers={"content-type": "image/png"})
+    assert "over the 200,000-byte limit" in error_of(declared, 413)
     chunks = (too_big[i : i + 50_000] for i in range(0, len(too_big), 50_000))  # chunked: no Content-Length
     response = client.post("/predict", content=chunks, headers={"content-type": "image/png"})
     assert "over the 200,000-byte limit" in error_of(response, 413)
@@ -122,8 +125,8 @@ def test_more_files_than_the_limit_is_400(client):
         (("GET", "/nowhere", {}), 404, "GET /nowhere: not found"),
         (("POST", "/predict", {"json": {"image": "x"}}), 415, "Content-Type application/json: send images as"),
         (("POST", "/predict", {"content": b"x", "headers": {"content-type": ""}}), 415, "Content-Type (none)"),
-        (("POST", "/predict", {"data": {"name": "value"}, "files": {"f": ("a.png", b"x")}}), 400, "'name' is not a file"),
-        (("POST", "/predict", {"content": b"--b--\r\n", "headers": {"content-type": "multipart/form-data; boundary=b"}}), 400, "holds no files"),
+        (("POST", "/predict", TEXT_FIELD), 400, "'name' is not a file"),
+        (("POST", "/predict", NO_PARTS), 400, "holds no files"),
     ],
     ids=["get", "put", "post-healthz", "404", "json", "no-type", "text-field", "empty-form"],
 )
@@ -141,10 +144,19 @@ def test_a_filename_that_is_not_utf8_still_gets_an_answer(client):
         + png(glyph(6))
         + f"\r\n--{boundary}--\r\n".encode()
     )
-    response = client.post("/predict", content=body, headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    response = client.post("/predict", content=body, headers=headers)
     assert response.status_code == 200
     (record,) = response.json()
     assert record["digit"] == 6 and record["path"] == "\xff\xfe-\xe9.png"  # the bytes read as Latin-1
+
+
+def test_a_keras_model_serves_too_and_says_so():
+    with TestClient(service.create_app(Predictor(template_model(), "elsewhere/model.keras"))) as keras_client:
+        assert keras_client.post("/predict", files={"image": ("9.png", png(glyph(9)))}).json()[0]["digit"] == 9
+        assert keras_client.get("/model").json() == {
+            "file": "elsewhere/model.keras", "format": "keras", "sha256": None, "test_accuracy": None, "metrics": None
+        }
 
 
 def test_healthz_and_the_model_it_serves(client, litert_path):
@@ -202,26 +214,36 @@ runpy.run_module("pipeline.serve", run_name="__main__", alter_sys=True)
 """
 
 
+# A request's head promising 1,000 bytes of image.
+HEAD = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n"
+
+
 def stalled_request(host: str, port: int) -> bytes:
     """Headers promising 1,000 bytes of body, 10 of them, then silence: the server's answer."""
     with socket.create_connection((host, port), timeout=10) as connection:
-        connection.sendall(
-            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n0123456789"
-        )
+        connection.sendall(HEAD + b"0123456789")
         answer = b""
         while chunk := connection.recv(65536):  # the server closes the connection after answering
             answer += chunk
     return answer
 
 
+def abandoned_request(host: str, port: int) -> None:
+    """Headers and part of a body, then the connection closed."""
+    with socket.create_connection((host, port), timeout=10) as connection:
+        connection.sendall(HEAD + b"01")
+
+
 def test_the_real_server_listens_times_out_a_stalled_body_and_stops_on_ctrl_c(litert_path, tmp_path):
     record = tmp_path / "imported.json"
     args = ["--model", str(litert_path), "--port", "0", "--body-timeout", "0.5"]
-    server = Started([sys.executable, "-c", IMPORTS_AT_EXIT, str(record), *args], ROOT, tmp_path / "logs", env(PYTHONPATH=str(ROOT)))
+    command = [sys.executable, "-c", IMPORTS_AT_EXIT, str(record), *args]
+    server = Started(command, ROOT, tmp_path / "logs", env(PYTHONPATH=str(ROOT)))
     try:
         server.wait_for(lambda: server.out().endswith("\n"), 60, "the line saying where it listens")
         line = server.out()
-        assert line.startswith(f"serving {litert_path} (litert) on http://127.0.0.1:") and line.endswith("; Ctrl-C stops it\n")
+        assert line.startswith(f"serving {litert_path} (litert) on http://127.0.0.1:")
+        assert line.endswith("; Ctrl-C stops it\n")
         base = line.split(" on ")[1].split(";")[0]
         host, port = base.removeprefix("http://").split(":")
         assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
@@ -229,11 +251,12 @@ def test_the_real_server_listens_times_out_a_stalled_body_and_stops_on_ctrl_c(li
         answer = stalled_request(host, int(port))
         assert answer.startswith(b"HTTP/1.1 408 ") and b"did not arrive within 0.5 s" in answer, answer
         assert time.monotonic() - started < 10  # answered, not left hanging (the bound is generous)
+        abandoned_request(host, int(port))
         predicted = httpx.post(f"{base}/predict", files={"image": ("d.png", png(glyph(8)))})
         assert predicted.json()[0]["digit"] == 8  # still up
         server.process.send_signal(signal.SIGINT)
         assert server.wait(30) == 130
     finally:
         server.stop()
-    assert server.err() == "interrupted\n"  # no traceback
+    assert server.err() == "interrupted\n"  # no traceback, for the stalled body or the one abandoned
     assert json.loads(record.read_text()) == []  # neither TensorFlow nor Keras

@@ -26,7 +26,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m pipeline.serve", description="Serve digit predictions over HTTP.")
     model_help = f"a .tflite or .keras model (default: {paths.LITERT_FLOAT32} if exported, else {paths.MODEL})"
     parser.add_argument("--model", type=path_argument, metavar="PATH", help=model_help)
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    host_help = "address to listen on (default: 127.0.0.1, this machine only)"
+    parser.add_argument("--host", default="127.0.0.1", help=host_help)
     parser.add_argument("--port", type=int, default=8000, help="port to listen on; 0 takes a free one (default: 8000)")
     timeout_help = f"seconds a request body may take to arrive, else 408 (default: {BODY_TIMEOUT:g})"
     parser.add_argument("--body-timeout", type=float, default=BODY_TIMEOUT, metavar="S", help=timeout_help)

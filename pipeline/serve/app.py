@@ -29,6 +29,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline import paths
@@ -82,6 +83,7 @@ def create_app(
         return info
 
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(Exception, server_error)
     app.add_middleware(BodyLimits, max_bytes=max_body_bytes, timeout=body_timeout)
     return app
@@ -183,6 +185,11 @@ async def http_error(request: Request, error: HTTPException) -> JSONResponse:
     return error_response(error.status_code, message, error.headers)
 
 
+async def client_gone(request: Request, error: ClientDisconnect) -> JSONResponse:
+    """The client hung up mid-body: nobody will read the answer, and it is no bug to log."""
+    return error_response(400, "the client closed the connection before sending the whole body")
+
+
 async def server_error(request: Request, error: Exception) -> JSONResponse:
     """A bug: the client gets one line, the server's log the traceback (uvicorn prints it)."""
     return error_response(500, f"internal error ({type(error).__name__}); the server log has the details")
@@ -195,13 +202,13 @@ def model_info(predictor: Predictor) -> dict[str, Any]:
     if source is not None and source.is_file():
         with open(source, "rb") as file:
             digest = hashlib.file_digest(file, "sha256").hexdigest()
-    measured = measured_by(source)
+    metrics, key = measured_by(source) or (None, None)
     return {
         "file": str(source) if source else None,
         "format": predictor.format,
         "sha256": digest,
-        "test_accuracy": test_accuracy(*measured) if measured else None,
-        "metrics": f"{measured[0]}" + (f":{measured[1]}" if measured[1] else "") if measured else None,
+        "test_accuracy": test_accuracy(metrics, key) if metrics else None,
+        "metrics": None if metrics is None else f"{metrics}:{key}" if key else str(metrics),
     }
 
 
