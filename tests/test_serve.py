@@ -234,9 +234,18 @@ def abandoned_request(host: str, port: int) -> None:
         connection.sendall(HEAD + b"01")
 
 
-def test_the_real_server_listens_times_out_a_stalled_body_and_stops_on_ctrl_c(litert_path, tmp_path):
+def half_a_head(host: str, port: int) -> tuple[bytes, float]:
+    """Half a request line, then silence: what the server sends before closing, and when."""
+    with socket.create_connection((host, port), timeout=10) as connection:
+        started = time.monotonic()
+        connection.sendall(b"POST /predi")
+        answer = connection.recv(65536)  # b"" once the server closes the connection
+    return answer, time.monotonic() - started
+
+
+def test_the_real_server_listens_times_out_stalled_requests_and_stops_on_ctrl_c(litert_path, tmp_path):
     record = tmp_path / "imported.json"
-    args = ["--model", str(litert_path), "--port", "0", "--body-timeout", "0.5"]
+    args = ["--model", str(litert_path), "--port", "0", "--body-timeout", "0.5", "--head-timeout", "0.5"]
     command = [sys.executable, "-c", IMPORTS_AT_EXIT, str(record), *args]
     server = Started(command, ROOT, tmp_path / "logs", env(PYTHONPATH=str(ROOT)))
     try:
@@ -252,6 +261,8 @@ def test_the_real_server_listens_times_out_a_stalled_body_and_stops_on_ctrl_c(li
         assert answer.startswith(b"HTTP/1.1 408 ") and b"did not arrive within 0.5 s" in answer, answer
         assert time.monotonic() - started < 10  # answered, not left hanging (the bound is generous)
         abandoned_request(host, int(port))
+        closed, seconds = half_a_head(host, int(port))
+        assert closed == b"" and seconds < 10  # closed, not held open (uvicorn alone would hold it)
         predicted = httpx.post(f"{base}/predict", files={"image": ("d.png", png(glyph(8)))})
         assert predicted.json()[0]["digit"] == 8  # still up
         server.process.send_signal(signal.SIGINT)
