@@ -211,7 +211,7 @@ def test_api_takes_paths_pil_images_and_arrays_alike(model_path, digits_dir):
     results = predictor.predict([digits_dir / "digit2.png", str(digits_dir / "digit2.png"), image, np.asarray(image)])
     assert [r.digit for r in results] == [2, 2, 2, 2]
     assert all(np.allclose(r.probabilities, results[0].probabilities) for r in results)
-    assert predictor.predict([object()])[0].error.endswith("expected a file path, a PIL image or an array")
+    assert predictor.predict([object()])[0].error.endswith("expected a file path, an Upload, a PIL image or an array")
 
 
 def test_stream_keeps_order_across_chunks(model_path, digits_dir):

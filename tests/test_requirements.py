@@ -26,6 +26,7 @@ DISTRIBUTION_OF_MODULE = {"PIL": "pillow", "yaml": "pyyaml", "sklearn": "scikit-
 NOT_IMPORTED = {  # pins that no code imports, and why they are there all the same
     "h5py": "Keras writes the weights inside models/model.keras with it",
     "dvc": "runs the pipeline; pipeline.uptodate and pipeline.report call its CLI",
+    "python-multipart": "FastAPI (Starlette) parses the service's multipart uploads with it",
 }
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)$")
 HASH = re.compile(r"^--hash=sha256:[0-9a-f]{64}$")

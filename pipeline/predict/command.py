@@ -65,8 +65,14 @@ def describe(prediction: Prediction, top: int) -> str:
 
 
 def as_json(prediction: Prediction, top: int) -> str:
+    """The `--json` line: `as_record` as JSON (never NaN)."""
+    return json.dumps(as_record(prediction, top), allow_nan=False)
+
+
+def as_record(prediction: Prediction, top: int) -> dict:
+    """path, digit, confidence, probabilities (and the `top` K when K > 1); or path and error."""
     if prediction.error:
-        return json.dumps({"path": prediction.source, "error": prediction.error})
+        return {"path": prediction.source, "error": prediction.error}
     record = {
         "path": prediction.source,
         "digit": prediction.digit,
@@ -75,7 +81,7 @@ def as_json(prediction: Prediction, top: int) -> str:
     }
     if top > 1:
         record["top"] = [{"digit": d, "probability": round(p, 6)} for d, p in prediction.ranked[:top]]
-    return json.dumps(record, allow_nan=False)
+    return record
 
 
 def output_names(files: list[Path]) -> list[str]:

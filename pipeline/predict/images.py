@@ -3,9 +3,10 @@
 Pillow decodes lazily: `Image.open` reads only the header, so the pixel count is checked
 before a single pixel is decoded and a decompression bomb costs nothing.
 """
+import io
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -53,23 +54,35 @@ def load_gray(path: Path) -> np.ndarray:
     file_bytes = path.stat().st_size
     if file_bytes == 0:
         raise ImageError(f"{path}: empty file")
+    return decode(path, file_bytes, path)
+
+
+def load_gray_bytes(content: bytes, name: Any) -> np.ndarray:
+    """`load_gray` for an image file's bytes held in memory (an upload), named `name` in errors."""
+    if not content:
+        raise ImageError(f"{name}: empty file")
+    return decode(io.BytesIO(content), len(content), name)
+
+
+def decode(file: Path | BinaryIO, file_bytes: int, name: Any) -> np.ndarray:
+    """The first frame of the image in `file` (`file_bytes` long), checked before decoding."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns about damaged tags; the result is what counts
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path, formats=FORMATS) as image:
-                check_size(image.size, path)
-                check_density(image.size, file_bytes, path)
+            with Image.open(file, formats=FORMATS) as image:
+                check_size(image.size, name)
+                check_density(image.size, file_bytes, name)
                 image.seek(0)  # the first frame of a GIF or a multi-page TIFF
                 image.load()
-                return to_gray(upright(image), path)
+                return to_gray(upright(image), name)
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image (expected PNG, JPEG, BMP, GIF, TIFF or WebP)") from None
+        raise ImageError(f"{name}: not an image (expected PNG, JPEG, BMP, GIF, TIFF or WebP)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{path}: too many pixels to decode safely; refusing it (a decompression bomb?)") from None
+        raise ImageError(f"{name}: too many pixels to decode safely; refusing it (a decompression bomb?)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         # Pillow reports truncated and corrupt data as any of these.
-        raise ImageError(f"{path}: truncated or corrupt image ({error})") from None
+        raise ImageError(f"{name}: truncated or corrupt image ({error})") from None
 
 
 def check_size(size: tuple[int, int], name: Any) -> None:

@@ -23,7 +23,7 @@ from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES
 from pipeline.models import INFERENCE_BATCH
 from pipeline.errors import PipelineError
 from pipeline.litert import LiteRTModel
-from pipeline.predict.images import from_array, load_gray, to_gray
+from pipeline.predict.images import from_array, load_gray, load_gray_bytes, to_gray
 from pipeline.predict.normalise import to_mnist
 
 CHUNK = 256  # images read and classified together
@@ -56,6 +56,14 @@ class Prediction:
         return float(np.max(self.probabilities))
 
 
+@dataclass(frozen=True)
+class Upload:
+    """An image file's bytes as received (by the service, say) and the name it came under."""
+
+    name: str
+    content: bytes
+
+
 class Predictor:
     """A trained model plus MNIST's normalisation: images in, digits out."""
 
@@ -86,7 +94,7 @@ class Predictor:
         return np.concatenate([np.asarray(p) for p in parts]) if parts else np.zeros((0, NUM_CLASSES), np.float32)
 
     def predict(self, images: Iterable[Any]) -> list[Prediction]:
-        """Predict file paths, PIL images or arrays; a bad input gets a Prediction with `error`."""
+        """Predict file paths, Uploads (bytes), PIL images or arrays; a bad input gets a Prediction with `error`."""
         return [p for chunk in self.stream(images) for p in chunk]
 
     def stream(self, images: Iterable[Any], chunk: int = CHUNK) -> Iterator[list[Prediction]]:
@@ -128,7 +136,10 @@ def _answer(prepared: Prediction, probabilities: np.ndarray) -> Prediction:
 
 
 def _prepare(image: Any, index: int) -> Prediction:
-    source = str(image) if isinstance(image, (str, Path)) else f"<{type(image).__name__} {index}>"
+    if isinstance(image, (str, Path)):
+        source = str(image)
+    else:
+        source = image.name if isinstance(image, Upload) else f"<{type(image).__name__} {index}>"
     try:
         return _prepared(image, source)
     except PipelineError as error:
@@ -145,10 +156,12 @@ def one_line(error: Exception) -> str:
 def _prepared(image: Any, source: str) -> Prediction:
     if isinstance(image, (str, Path)):
         gray = load_gray(Path(image))
+    elif isinstance(image, Upload):
+        gray = load_gray_bytes(image.content, source)
     elif isinstance(image, np.ndarray):
         gray = from_array(image, source)
     elif hasattr(image, "mode") and hasattr(image, "size"):  # a PIL image
         gray = to_gray(image, source)
     else:
-        raise PipelineError(f"{source}: expected a file path, a PIL image or an array")
+        raise PipelineError(f"{source}: expected a file path, an Upload, a PIL image or an array")
     return Prediction(source, digit28=to_mnist(gray, source))

@@ -1,0 +1,232 @@
+"""The prediction service as an ASGI app: `create_app(predictor)` -> FastAPI, no server in it.
+
+    POST /predict   images as multipart form files, or one image as the raw body (image/* or
+                    application/octet-stream): a JSON list, one `predict --json` record per
+                    image (path, digit, confidence, probabilities; or path and error), in order
+    GET  /healthz   {"status": "ok"}
+    GET  /model     the model answering: file, sha256, format, test accuracy from metrics/
+
+/predict answers 200 when every image was classified, 422 when any was not (the list still holds
+every image's record), as `predict` exits 1 when one input failed. Any other refusal is a 4xx
+with {"error": "..."} naming the problem, never a traceback. Memory per request is bounded: the
+body is counted as it streams in and cut off past MAX_BODY_BYTES (a Content-Length over it is
+refused before a byte is read), a form holds at most MAX_FILES images, and a body that stops
+arriving is answered 408 after `body_timeout` seconds. The model runs in a worker thread, one
+call at a time: a LiteRT interpreter is not thread-safe.
+
+Every route has its own path and GET / is free: a page can be mounted there later.
+"""
+import asyncio
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pipeline import paths
+from pipeline.predict.command import as_record
+from pipeline.predict.predictor import Prediction, Predictor, Upload
+
+# 8 MB: a phone photo of a digit is 2-5 MB; images.py refuses more than 50 megapixels anyway.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+MAX_FILES = 16  # images per request: enough for a page of digits, and one request stays short
+# Seconds for a whole body to arrive: 8 MB needs ~2 Mbit/s. uvicorn's keep-alive timeout does not
+# cover a body that stalls half-way, and each stalled request holds a connection slot.
+BODY_TIMEOUT = 30.0
+RAW_BODY_NAME = "body"  # the `path` of an image sent as the raw body: it came with no file name
+RAW_TYPES = ("application/octet-stream",)  # and image/*
+# The metrics/ entry measuring each of the pipeline's model files: (file, key or None for top level).
+MEASURED_BY = {
+    paths.LITERT_FLOAT32: (paths.EXPORT_METRICS, "litert_float32"),
+    paths.LITERT_INT8: (paths.EXPORT_METRICS, "litert_int8"),
+    paths.MODEL: (paths.METRICS, None),
+}
+
+
+def create_app(
+    predictor: Predictor,
+    body_timeout: float = BODY_TIMEOUT,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_files: int = MAX_FILES,
+) -> FastAPI:
+    """The service answering from `predictor`; reads its model file and metrics/ once, now."""
+    app = FastAPI(title="MNIST digits", docs_url=None, redoc_url=None, openapi_url=None)
+    info = model_info(predictor)
+    lock = threading.Lock()
+
+    def classify(uploads: list[Upload]) -> list[Prediction]:
+        with lock:
+            return predictor.predict(uploads)
+
+    @app.post("/predict")
+    async def predict(request: Request) -> JSONResponse:
+        uploads = await read_uploads(request, max_files)
+        predictions = await run_in_threadpool(classify, uploads)
+        status = 200 if all(p.error is None for p in predictions) else 422
+        return JSONResponse([as_record(p, top=1) for p in predictions], status_code=status)
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/model")
+    async def model() -> dict:
+        return info
+
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(ClientDisconnect, client_gone)
+    app.add_exception_handler(Exception, server_error)
+    app.add_middleware(BodyLimits, max_bytes=max_body_bytes, timeout=body_timeout)
+    return app
+
+
+async def read_uploads(request: Request, max_files: int) -> list[Upload]:
+    """The images of a request: its form's files, or its body; HTTPException if neither."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        return await form_uploads(request, max_files)
+    if kind in RAW_TYPES or kind.startswith("image/"):
+        return [Upload(RAW_BODY_NAME, await request.body())]
+    raise HTTPException(
+        415,
+        f"Content-Type {kind or '(none)'}: send images as multipart/form-data files, "
+        "or one image as the body with Content-Type image/* or application/octet-stream",
+    )
+
+
+async def form_uploads(request: Request, max_files: int) -> list[Upload]:
+    # Starlette spools each file past 1 MB to a temporary file, and closes them at the end.
+    async with request.form(max_files=max_files, max_fields=max_files) as form:
+        fields = [name for name, value in form.multi_items() if not isinstance(value, UploadFile)]
+        if fields:
+            raise HTTPException(400, f"form field {fields[0]!r} is not a file: send images as files")
+        files = [value for _, value in form.multi_items()]
+        if not files:
+            raise HTTPException(400, "the form holds no files: send one or more images")
+        return [Upload(file_name(file, index), await file.read()) for index, file in enumerate(files)]
+
+
+def file_name(file: UploadFile, index: int) -> str:
+    """The upload's file name as the client sent it, for `path`.
+
+    Multipart names are bytes; Starlette decodes them as UTF-8 and, where that fails, as
+    Latin-1, so any bytes make some name and never an error (b"\\xff.png" is "ÿ.png").
+    """
+    return file.filename or f"file {index + 1}"
+
+
+class BodyLimits:
+    """ASGI middleware: a request body of at most `max_bytes`, arriving within `timeout` seconds.
+
+    A declared Content-Length over the limit is refused before the app runs; a chunked or lying
+    body is counted as it streams in and stopped by HTTPException (413, or 408 when it stalls)
+    raised where the app reads it, so no more than `max_bytes` is ever held.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float) -> None:
+        self.app, self.max_bytes, self.timeout = app, max_bytes, timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:  # uvicorn has checked it is a number
+            return await error_response(413, self.too_large())(scope, receive, send)
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        received, complete = 0, False
+
+        async def limited() -> Message:
+            nonlocal received, complete
+            if complete:  # the body is in; Starlette may wait for a disconnect with no deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
+            except TimeoutError:
+                raise HTTPException(408, f"the request body did not arrive within {self.timeout:g} s") from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
+                if received > self.max_bytes:
+                    raise HTTPException(413, self.too_large())
+            return message
+
+        await self.app(scope, limited, send)
+
+    def too_large(self) -> str:
+        return f"the request body is over the {self.max_bytes:,}-byte limit"
+
+
+# Refusals that leave part of the body unread end the connection: the rest would be read as the
+# next request.
+CLOSING = {408, 413}
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    headers = dict(headers or {})
+    if status in CLOSING:
+        headers["connection"] = "close"
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+    """404, 405, and the refusals above, as {"error": ...}; 404/405 name the method and path."""
+    message = error.detail if error.status_code not in (404, 405) else (
+        f"{request.method} {request.url.path}: {error.detail.lower()}"
+    )
+    return error_response(error.status_code, message, error.headers)
+
+
+async def client_gone(request: Request, error: ClientDisconnect) -> JSONResponse:
+    """The client hung up mid-body: nobody will read the answer, and it is no bug to log."""
+    return error_response(400, "the client closed the connection before sending the whole body")
+
+
+async def server_error(request: Request, error: Exception) -> JSONResponse:
+    """A bug: the client gets one line, the server's log the traceback (uvicorn prints it)."""
+    return error_response(500, f"internal error ({type(error).__name__}); the server log has the details")
+
+
+def model_info(predictor: Predictor) -> dict[str, Any]:
+    """What GET /model says: the file, its sha256, its format, and its test accuracy if measured."""
+    source = Path(predictor.source) if predictor.source else None
+    digest = None
+    if source is not None and source.is_file():
+        with open(source, "rb") as file:
+            digest = hashlib.file_digest(file, "sha256").hexdigest()
+    metrics, key = measured_by(source) or (None, None)
+    return {
+        "file": str(source) if source else None,
+        "format": predictor.format,
+        "sha256": digest,
+        "test_accuracy": test_accuracy(metrics, key) if metrics else None,
+        "metrics": None if metrics is None else f"{metrics}:{key}" if key else str(metrics),
+    }
+
+
+def measured_by(source: Path | None) -> tuple[Path, str | None] | None:
+    """The metrics entry for `source` if it is one of the pipeline's model files, else None."""
+    if source is None:
+        return None
+    for model, entry in MEASURED_BY.items():
+        if os.path.abspath(source) == os.path.abspath(model):
+            return entry
+    return None  # a model elsewhere was not measured by this checkout's metrics
+
+
+def test_accuracy(metrics: Path, key: str | None) -> float | None:
+    """metrics[key].test_accuracy (or the top level's), or None if the file does not hold it."""
+    try:
+        record = json.loads(Path(metrics).read_text())
+        value = (record[key] if key else record)["test_accuracy"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None

@@ -1,0 +1,273 @@
+"""The prediction service: the app through FastAPI's TestClient, and the real server as a process
+(where it listens, a stalled body, Ctrl-C, no TensorFlow import). The model reads typeset digits."""
+import hashlib
+import io
+import json
+import signal
+import socket
+import sys
+import time
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from pipeline import export, paths
+from pipeline.errors import PipelineError
+from pipeline.predict import Predictor, command
+from pipeline.serve import __main__ as serve_main
+from pipeline.serve import app as service
+from tests.helpers.faults import Started
+from tests.helpers.glyphs import glyph, template_model
+from tests.helpers.repos import ROOT, env
+from tests.test_images import png_claiming
+
+PROBABILITY_RECORD = {"path", "digit", "confidence", "probabilities"}
+NO_PARTS = {"content": b"--b--\r\n", "headers": {"content-type": "multipart/form-data; boundary=b"}}
+TEXT_FIELD = {"data": {"name": "value"}, "files": {"f": ("a.png", b"x")}}
+
+
+def png(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def litert_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("litert") / "model.tflite"
+    path.write_bytes(export.to_litert(template_model()))
+    return path
+
+
+@pytest.fixture(scope="module")
+def client(litert_path):
+    app = service.create_app(Predictor.from_path(litert_path), max_body_bytes=200_000, max_files=4)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_a_form_of_images_gets_one_predict_json_record_each_in_order(client):
+    files = [("images", (f"digit{d}.png", png(glyph(d)), "image/png")) for d in (3, 1, 4)]
+    response = client.post("/predict", files=files)
+    assert response.status_code == 200
+    records = response.json()
+    assert [r["path"] for r in records] == ["digit3.png", "digit1.png", "digit4.png"]
+    assert [r["digit"] for r in records] == [3, 1, 4]
+    assert all(set(r) == PROBABILITY_RECORD and len(r["probabilities"]) == 10 for r in records)
+
+
+def test_the_records_are_predict_json_records(client, litert_path, tmp_path):
+    (tmp_path / "digit7.png").write_bytes(png(glyph(7)))
+    cli_record = json.loads(command.as_json(Predictor.from_path(litert_path).predict([tmp_path / "digit7.png"])[0], 1))
+    served = client.post("/predict", files={"image": ("digit7.png", png(glyph(7)))}).json()[0]
+    assert served == {**cli_record, "path": "digit7.png"}
+
+
+def test_one_image_as_the_raw_body(client):
+    for kind in ("image/png", "application/octet-stream"):
+        response = client.post("/predict", content=png(glyph(5)), headers={"content-type": kind})
+        assert response.status_code == 200
+        assert [(r["path"], r["digit"]) for r in response.json()] == [("body", 5)]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"just some text", "not an image (expected PNG"),
+        (b"", "empty file"),
+        (b"\x89PNG\r\n\x1a\n truncated", "truncated or corrupt image"),
+        (png_claiming(8_000, 8_000), "over the 50,000,000-pixel limit; refusing it (a decompression bomb?)"),
+        (png_claiming(5_000, 5_000), "refusing it (damaged, or a decompression bomb?)"),
+    ],
+    ids=["non-image", "zero-byte", "truncated", "bomb", "dense-bomb"],
+)
+def test_a_bad_image_is_a_422_naming_it_and_the_others_are_still_answered(client, content, problem):
+    files = [("images", ("bad.png", content)), ("images", ("digit2.png", png(glyph(2))))]
+    response = client.post("/predict", files=files)
+    assert response.status_code == 422
+    bad, good = response.json()
+    assert bad["path"] == "bad.png" and bad["error"].startswith("bad.png: ") and problem in bad["error"]
+    assert good["digit"] == 2
+    raw = client.post("/predict", content=content, headers={"content-type": "image/png"})
+    assert raw.status_code == 422 and raw.json()[0]["error"].startswith("body: ")
+
+
+def error_of(response, status: int) -> str:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    return response.json()["error"]
+
+
+def test_a_body_over_the_limit_is_413_whether_declared_or_streamed(client):
+    too_big = b"\0" * 200_001
+    declared = client.post("/predict", content=too_big, headers={"content-type": "image/png"})
+    assert "over the 200,000-byte limit" in error_of(declared, 413)
+    chunks = (too_big[i : i + 50_000] for i in range(0, len(too_big), 50_000))  # chunked: no Content-Length
+    response = client.post("/predict", content=chunks, headers={"content-type": "image/png"})
+    assert "over the 200,000-byte limit" in error_of(response, 413)
+    assert response.headers["connection"] == "close"  # the unread rest must not pass for a request
+    form = client.post("/predict", files={"image": ("big.png", too_big)})
+    assert "over the 200,000-byte limit" in error_of(form, 413)
+
+
+def test_more_files_than_the_limit_is_400(client):
+    files = [("images", (f"{i}.png", png(glyph(1)))) for i in range(5)]
+    assert "Too many files" in error_of(client.post("/predict", files=files), 400)
+
+
+@pytest.mark.parametrize(
+    ("request_args", "status", "problem"),
+    [
+        (("GET", "/predict", {}), 405, "GET /predict: method not allowed"),
+        (("PUT", "/predict", {"content": b"x"}), 405, "PUT /predict: method not allowed"),
+        (("POST", "/healthz", {}), 405, "POST /healthz: method not allowed"),
+        (("GET", "/nowhere", {}), 404, "GET /nowhere: not found"),
+        (("POST", "/predict", {"json": {"image": "x"}}), 415, "Content-Type application/json: send images as"),
+        (("POST", "/predict", {"content": b"x", "headers": {"content-type": ""}}), 415, "Content-Type (none)"),
+        (("POST", "/predict", TEXT_FIELD), 400, "'name' is not a file"),
+        (("POST", "/predict", NO_PARTS), 400, "holds no files"),
+    ],
+    ids=["get", "put", "post-healthz", "404", "json", "no-type", "text-field", "empty-form"],
+)
+def test_wrong_methods_paths_and_content_types_are_json_4xx(client, request_args, status, problem):
+    method, path, options = request_args
+    assert problem in error_of(client.request(method, path, **options), status)
+
+
+def test_a_filename_that_is_not_utf8_still_gets_an_answer(client):
+    boundary = "x0x0x0"
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"".encode()
+        + b"\xff\xfe-\xe9.png"
+        + b"\"\r\nContent-Type: image/png\r\n\r\n"
+        + png(glyph(6))
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    response = client.post("/predict", content=body, headers=headers)
+    assert response.status_code == 200
+    (record,) = response.json()
+    assert record["digit"] == 6 and record["path"] == "\xff\xfe-\xe9.png"  # the bytes read as Latin-1
+
+
+def test_a_keras_model_serves_too_and_says_so():
+    with TestClient(service.create_app(Predictor(template_model(), "elsewhere/model.keras"))) as keras_client:
+        assert keras_client.post("/predict", files={"image": ("9.png", png(glyph(9)))}).json()[0]["digit"] == 9
+        assert keras_client.get("/model").json() == {
+            "file": "elsewhere/model.keras", "format": "keras", "sha256": None, "test_accuracy": None, "metrics": None
+        }
+
+
+def test_healthz_and_the_model_it_serves(client, litert_path):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/model").json() == {
+        "file": str(litert_path),
+        "format": "litert",
+        "sha256": hashlib.sha256(litert_path.read_bytes()).hexdigest(),
+        "test_accuracy": None,  # not one of this checkout's model files: metrics/ did not measure it
+        "metrics": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("model", "metrics", "accuracy"),
+    [
+        (paths.LITERT_FLOAT32, "metrics/export.json:litert_float32", 0.97),
+        (paths.LITERT_INT8, "metrics/export.json:litert_int8", 0.96),
+    ],
+)
+def test_the_model_reports_its_test_accuracy_from_metrics(litert_path, tmp_path, monkeypatch, model, metrics, accuracy):
+    monkeypatch.chdir(tmp_path)
+    model.parent.mkdir()
+    model.write_bytes(litert_path.read_bytes())
+    paths.METRICS_DIR.mkdir()
+    export_metrics = {"litert_float32": {"test_accuracy": 0.97}, "litert_int8": {"test_accuracy": 0.96}}
+    paths.EXPORT_METRICS.write_text(json.dumps(export_metrics))
+    info = service.model_info(Predictor.from_path(model))
+    assert (info["file"], info["test_accuracy"], info["metrics"]) == (str(model), accuracy, metrics)
+    paths.EXPORT_METRICS.unlink()
+    assert service.model_info(Predictor.from_path(model))["test_accuracy"] is None
+
+
+def test_keras_accuracy_is_metrics_json():
+    assert service.test_accuracy(paths.METRICS, None) == json.loads((ROOT / paths.METRICS).read_text())["test_accuracy"]
+    assert service.measured_by(paths.MODEL) == (paths.METRICS, None)
+
+
+def test_a_port_in_use_is_one_line(litert_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(PipelineError, match=rf"cannot listen on 127.0.0.1:{port} \(Address already in use\)"):
+            serve_main.listen("127.0.0.1", port)
+
+
+# `python -m pipeline.serve ARGS` that writes, at exit, which of TensorFlow and Keras it imported.
+IMPORTS_AT_EXIT = """
+import atexit, json, runpy, sys
+record = sys.argv.pop(1)
+heavy = lambda: sorted({"tensorflow", "keras"} & set(sys.modules))
+atexit.register(lambda: open(record, "w").write(json.dumps(heavy())))
+runpy.run_module("pipeline.serve", run_name="__main__", alter_sys=True)
+"""
+
+
+# A request's head promising 1,000 bytes of image.
+HEAD = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n"
+
+
+def stalled_request(host: str, port: int) -> bytes:
+    """Headers promising 1,000 bytes of body, 10 of them, then silence: the server's answer."""
+    with socket.create_connection((host, port), timeout=10) as connection:
+        connection.sendall(HEAD + b"0123456789")
+        answer = b""
+        while chunk := connection.recv(65536):  # the server closes the connection after answering
+            answer += chunk
+    return answer
+
+
+def abandoned_request(host: str, port: int) -> None:
+    """Headers and part of a body, then the connection closed."""
+    with socket.create_connection((host, port), timeout=10) as connection:
+        connection.sendall(HEAD + b"01")
+
+
+def half_a_head(host: str, port: int) -> tuple[bytes, float]:
+    """Half a request line, then silence: what the server sends before closing, and when."""
+    with socket.create_connection((host, port), timeout=10) as connection:
+        started = time.monotonic()
+        connection.sendall(b"POST /predi")
+        answer = connection.recv(65536)  # b"" once the server closes the connection
+    return answer, time.monotonic() - started
+
+
+def test_the_real_server_listens_times_out_stalled_requests_and_stops_on_ctrl_c(litert_path, tmp_path):
+    record = tmp_path / "imported.json"
+    args = ["--model", str(litert_path), "--port", "0", "--body-timeout", "0.5", "--head-timeout", "0.5"]
+    command = [sys.executable, "-c", IMPORTS_AT_EXIT, str(record), *args]
+    server = Started(command, ROOT, tmp_path / "logs", env(PYTHONPATH=str(ROOT)))
+    try:
+        server.wait_for(lambda: server.out().endswith("\n"), 60, "the line saying where it listens")
+        line = server.out()
+        assert line.startswith(f"serving {litert_path} (litert) on http://127.0.0.1:")
+        assert line.endswith("; Ctrl-C stops it\n")
+        base = line.split(" on ")[1].split(";")[0]
+        host, port = base.removeprefix("http://").split(":")
+        assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+        started = time.monotonic()
+        answer = stalled_request(host, int(port))
+        assert answer.startswith(b"HTTP/1.1 408 ") and b"did not arrive within 0.5 s" in answer, answer
+        assert time.monotonic() - started < 10  # answered, not left hanging (the bound is generous)
+        abandoned_request(host, int(port))
+        closed, seconds = half_a_head(host, int(port))
+        assert closed == b"" and seconds < 10  # closed, not held open (uvicorn alone would hold it)
+        predicted = httpx.post(f"{base}/predict", files={"image": ("d.png", png(glyph(8)))})
+        assert predicted.json()[0]["digit"] == 8  # still up
+        server.process.send_signal(signal.SIGINT)
+        assert server.wait(30) == 130
+    finally:
+        server.stop()
+    assert server.err() == "interrupted\n"  # no traceback, for the stalled body or the one abandoned
+    assert json.loads(record.read_text()) == []  # neither TensorFlow nor Keras
