@@ -3,18 +3,20 @@
 import hashlib
 import io
 import json
+import re
 import signal
 import socket
 import sys
 import time
 
 import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from pipeline import export, paths
 from pipeline.errors import PipelineError
-from pipeline.predict import Predictor, command
+from pipeline.predict import Predictor, command, normalise
 from pipeline.serve import __main__ as serve_main
 from pipeline.serve import app as service
 from tests.helpers.faults import Started
@@ -91,6 +93,40 @@ def test_a_bad_image_is_a_422_naming_it_and_the_others_are_still_answered(client
     assert good["digit"] == 2
     raw = client.post("/predict", content=content, headers={"content-type": "image/png"})
     assert raw.status_code == 422 and raw.json()[0]["error"].startswith("body: ")
+
+
+def test_include_input_adds_the_28x28_the_model_saw_and_nothing_else_changes(client):
+    files = [("images", ("digit3.png", png(glyph(3)))), ("images", ("bad.png", b"not an image"))]
+    plain = client.post("/predict", files=files).json()
+    response = client.post("/predict?include=input", files=files)
+    assert response.status_code == 422
+    with_input, bad = response.json()
+    assert bad == plain[1]  # a failed image has no input to show
+    assert {k: v for k, v in with_input.items() if k != "input"} == plain[0]
+    seen = np.array(with_input["input"])
+    expected = normalise.to_mnist(np.asarray(glyph(3).convert("L"), dtype=np.float32) / 255)
+    assert seen.shape == (28, 28) and np.abs(seen - expected).max() <= 0.0005  # rounded to 3 decimals
+    assert "input" not in plain[0]  # the default record is `predict --json`'s
+
+
+def test_include_names_only_known_extras(client):
+    raw = {"content": png(glyph(1)), "headers": {"content-type": "image/png"}}
+    assert "input" in client.post("/predict?include=input", **raw).json()[0]
+    assert "input" in client.post("/predict?include=&include=input,", **raw).json()[0]  # empty names are nothing
+    assert "'probabilities'" in error_of(client.post("/predict?include=input,probabilities", **raw), 400)
+
+
+def test_get_slash_is_the_page_and_everything_it_loads_is_served_here(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    loaded = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert sorted(loaded) == ["/static/page.css", "/static/page.js"]
+    for path in loaded:
+        assert client.get(path).status_code == 200
+    for file in sorted(service.STATIC.iterdir()):  # no CDN, no font service: the page works offline
+        assert not re.search(r"(https?:)?//[\w.-]+\.[a-z]{2,}", file.read_text()), f"{file.name} loads from elsewhere"
+    assert "include=input" in client.get("/static/page.js").text
+    assert "GET /static/nothing.js: not found" in error_of(client.get("/static/nothing.js"), 404)
 
 
 def error_of(response, status: int) -> str:

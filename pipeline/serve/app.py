@@ -1,8 +1,11 @@
 """The prediction service as an ASGI app: `create_app(predictor)` -> FastAPI, no server in it.
 
+    GET  /          the page (static/index.html): draw a digit or drop an image, see the answer
     POST /predict   images as multipart form files, or one image as the raw body (image/* or
                     application/octet-stream): a JSON list, one `predict --json` record per
-                    image (path, digit, confidence, probabilities; or path and error), in order
+                    image (path, digit, confidence, probabilities; or path and error), in order.
+                    `?include=input` adds `input`, the 28x28 the model saw (rows of floats in
+                    [0, 1]), to each classified image's record: the page shows it.
     GET  /healthz   {"status": "ok"}
     GET  /model     the model answering: file, sha256, format, test accuracy from metrics/
 
@@ -14,7 +17,7 @@ refused before a byte is read), a form holds at most MAX_FILES images, and a bod
 arriving is answered 408 after `body_timeout` seconds. The model runs in a worker thread, one
 call at a time: a LiteRT interpreter is not thread-safe.
 
-Every route has its own path and GET / is free: a page can be mounted there later.
+The page's files are served from /static by the app itself: no CDN, it works offline.
 """
 import asyncio
 import hashlib
@@ -26,7 +29,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
@@ -44,6 +48,9 @@ MAX_FILES = 16  # images per request: enough for a page of digits, and one reque
 BODY_TIMEOUT = 30.0
 RAW_BODY_NAME = "body"  # the `path` of an image sent as the raw body: it came with no file name
 RAW_TYPES = ("application/octet-stream",)  # and image/*
+STATIC = Path(__file__).parent / "static"  # the page: index.html, page.js, page.css
+INCLUDES = ("input",)  # what ?include= may add to a record
+INPUT_DECIMALS = 3  # the 28x28's values in `input`: a 1/1000 step is finer than any screen shows
 # The metrics/ entry measuring each of the pipeline's model files: (file, key or None for top level).
 MEASURED_BY = {
     paths.LITERT_FLOAT32: (paths.EXPORT_METRICS, "litert_float32"),
@@ -69,10 +76,17 @@ def create_app(
 
     @app.post("/predict")
     async def predict(request: Request) -> JSONResponse:
+        with_input = "input" in included(request)
         uploads = await read_uploads(request, max_files)
         predictions = await run_in_threadpool(classify, uploads)
         status = 200 if all(p.error is None for p in predictions) else 422
-        return JSONResponse([as_record(p, top=1) for p in predictions], status_code=status)
+        return JSONResponse([served_record(p, with_input) for p in predictions], status_code=status)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -87,6 +101,24 @@ def create_app(
     app.add_exception_handler(Exception, server_error)
     app.add_middleware(BodyLimits, max_bytes=max_body_bytes, timeout=body_timeout)
     return app
+
+
+def included(request: Request) -> set[str]:
+    """The extras named by ?include= (comma-separated, or repeated); HTTPException on an unknown one."""
+    values = request.query_params.getlist("include")
+    names = {name.strip() for value in values for name in value.split(",") if name.strip()}
+    unknown = sorted(names - set(INCLUDES))
+    if unknown:
+        raise HTTPException(400, f"include={unknown[0]!r}: the only extra a record can include is 'input'")
+    return names
+
+
+def served_record(prediction: Prediction, with_input: bool) -> dict:
+    """The `predict --json` record, plus `input` (the 28x28 rows) when asked and classified."""
+    record = as_record(prediction, top=1)
+    if with_input and prediction.error is None:
+        record["input"] = prediction.digit28.round(INPUT_DECIMALS).tolist()
+    return record
 
 
 async def read_uploads(request: Request, max_files: int) -> list[Upload]:

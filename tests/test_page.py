@@ -1,0 +1,192 @@
+"""The page at GET /, in a real browser: Debian's Chromium, headless, driven by Selenium through
+Debian's chromium-driver. Real mouse strokes draw a 1, a 7 and a 0 on the canvas and the page must
+show each digit, the 28x28 the model saw and the bars; a PNG is uploaded through the file input;
+the page is used at phone width (390 px). It saves the two screenshots docs/serve.md shows.
+
+The server is the real one, `python -m pipeline.serve`, answering from the template model of
+tests/helpers/glyphs.py exported to LiteRT: CI has no models/ (DVC outputs are not in git) and no
+MNIST, and that model needs neither. It matches a normalised image against normalised typeset
+digits, so plain strokes (a bar, a bar with a foot, an oval) are what it reads; drawing a real
+person's 4 is the trained model's job, which `predict`'s tests measure.
+
+No Chromium is a failure, not a skip: every test runs in CI, and `.ci/run` installs it.
+"""
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from pipeline import export
+from tests.helpers.faults import Started
+from tests.helpers.glyphs import glyph, template_model
+from tests.helpers.repos import ROOT, env
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"  # Debian's packages
+SCREENSHOT, PHONE_SCREENSHOT = ROOT / "docs/serve-page.png", ROOT / "docs/serve-page-phone.png"
+DESKTOP, PHONE_WIDTH = (1000, 700), 390  # CSS pixels; 390 is an iPhone 12-15's width
+ANSWER_SECONDS = 20  # a stroke's answer: a pause, a PNG, one model call; generous for a busy CI
+
+# The digits, as strokes in fractions of the pad's side (x right, y down): what a person draws.
+OVAL = [(0.5 + 0.22 * math.sin(t / 16 * 2 * math.pi), 0.5 - 0.32 * math.cos(t / 16 * 2 * math.pi)) for t in range(17)]
+STROKES = {
+    1: [[(0.5, 0.15), (0.5, 0.85)]],
+    7: [[(0.28, 0.2), (0.72, 0.2), (0.42, 0.85)]],
+    0: [OVAL],
+}
+
+pytestmark = pytest.mark.slow  # a browser and a server: about 15 s
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`python -m pipeline.serve` on a free port with the template model; its base URL."""
+    where = tmp_path_factory.mktemp("page")
+    model = where / "model.tflite"
+    model.write_bytes(export.to_litert(template_model()))
+    command = [sys.executable, "-m", "pipeline.serve", "--model", str(model), "--port", "0"]
+    started = Started(command, ROOT, where / "logs", env(PYTHONPATH=str(ROOT)))
+    try:
+        started.wait_for(lambda: started.out().endswith("\n"), 60, "the line saying where it listens")
+        yield started.out().split(" on ")[1].split(";")[0]
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not shutil.which(path)]
+    if missing:
+        pytest.fail(
+            f"{' and '.join(missing)} missing: the page test needs Debian's chromium and chromium-driver; "
+            ".ci/run installs them (apt-get install chromium chromium-driver)"
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"):
+        options.add_argument(argument)
+    options.add_argument(f"--window-size={DESKTOP[0]},{DESKTOP[1]}")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def viewport(driver, width: int, height: int, mobile: bool = False) -> None:
+    """Exactly width x height CSS pixels, as a phone's screen is, whatever the window's chrome."""
+    metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+
+
+def answers(driver) -> int:
+    return int(driver.find_element(By.ID, "answer").get_attribute("data-answers"))
+
+
+def wait_for_answer(driver, before: int) -> None:
+    WebDriverWait(driver, ANSWER_SECONDS).until(lambda d: answers(d) > before, "the page showed no new answer")
+
+
+def draw(driver, strokes: list[list[tuple[float, float]]]) -> None:
+    """Each stroke with the mouse: press, move through its points in small steps, release."""
+    pad = driver.find_element(By.ID, "pad")
+    side = pad.size["width"]
+    at = lambda x, y: (round((x - 0.5) * side), round((y - 0.5) * side))  # offsets from the pad's centre
+    for stroke in strokes:
+        actions = ActionChains(driver, duration=10)
+        actions.move_to_element_with_offset(pad, *at(*stroke[0])).click_and_hold()
+        for (x0, y0), (x1, y1) in zip(stroke, stroke[1:]):
+            for step in range(1, 5):  # a mouse reports a drag as many small moves
+                actions.move_to_element_with_offset(pad, *at(x0 + (x1 - x0) * step / 4, y0 + (y1 - y0) * step / 4))
+        actions.release().perform()
+
+
+def shown(driver) -> dict:
+    """What the page shows: the digit, the bars' probabilities, and the 28x28's ink."""
+    probabilities = [
+        float(row.get_attribute("data-probability")) for row in driver.find_elements(By.CSS_SELECTOR, "#bars li")
+    ]
+    ink = driver.execute_script(
+        "const c = document.getElementById('input');"
+        "const d = c.getContext('2d').getImageData(0, 0, 28, 28).data;"
+        "let lit = 0; for (let i = 0; i < d.length; i += 4) lit += d[i] > 127; return lit;"
+    )
+    widths = driver.execute_script(
+        "return [...document.querySelectorAll('#bars .fill')].map(f => f.getBoundingClientRect().width);"
+    )
+    digit = driver.find_element(By.ID, "digit").text
+    return {"digit": digit, "probabilities": probabilities, "ink": ink, "widths": widths}
+
+
+def draw_and_read(driver, digit: int) -> dict:
+    driver.find_element(By.ID, "clear").click()
+    before = answers(driver)
+    draw(driver, STROKES[digit])
+    wait_for_answer(driver, before)
+    return shown(driver)
+
+
+def assert_shows(page: dict, digit: int) -> None:
+    assert page["digit"] == str(digit), page
+    assert len(page["probabilities"]) == 10 and abs(sum(page["probabilities"]) - 1) < 0.01
+    assert max(range(10), key=page["probabilities"].__getitem__) == digit
+    assert page["widths"][digit] == max(page["widths"]) > 0  # the bar drawn is the answer's
+    assert 20 < page["ink"] < 400  # the 28x28 shows a digit: some ink, not all ink
+
+
+def test_drawing_a_1_a_7_and_a_0_shows_each_and_a_chosen_file_is_read(server, browser, tmp_path):
+    viewport(browser, *DESKTOP)
+    browser.get(server + "/")
+    assert browser.title == "MNIST digits"
+    for digit in (1, 0, 7):  # the 7 last: it stays on the page for the screenshot
+        assert_shows(draw_and_read(browser, digit), digit)
+    browser.save_screenshot(str(SCREENSHOT))
+
+    browser.find_element(By.ID, "clear").click()
+    assert shown(browser)["digit"] == "\u2013" and shown(browser)["ink"] == 0
+    image = tmp_path / "typeset-4.png"
+    glyph(4).save(image)
+    before = answers(browser)
+    browser.find_element(By.ID, "file").send_keys(str(image))
+    wait_for_answer(browser, before)
+    assert_shows(shown(browser), 4)
+    assert browser.find_element(By.ID, "status").text == "Read from typeset-4.png."
+
+
+def test_a_non_image_file_says_why(server, browser, tmp_path):
+    viewport(browser, *DESKTOP)
+    browser.get(server + "/")
+    text = tmp_path / "notes.txt"
+    text.write_text("not a digit")
+    before = answers(browser)
+    browser.find_element(By.ID, "file").send_keys(str(text))
+    wait_for_answer(browser, before)
+    status = browser.find_element(By.ID, "status")
+    assert status.text.startswith("notes.txt: not an image") and "error" in status.get_attribute("class")
+    assert shown(browser)["digit"] == "\u2013"
+
+
+def test_the_page_works_at_phone_width(server, browser):
+    viewport(browser, PHONE_WIDTH, 844, mobile=True)
+    browser.get(server + "/")
+    pad, bars = browser.find_element(By.ID, "pad"), browser.find_element(By.ID, "bars")
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= PHONE_WIDTH  # no sideways scroll
+    assert pad.size["width"] >= 250  # room to draw with a finger
+    assert bars.location["y"] > pad.location["y"] + pad.size["height"]  # stacked: the answer under the pad
+    assert_shows(draw_and_read(browser, 7), 7)
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    viewport(browser, PHONE_WIDTH, height, mobile=True)  # the whole page in one picture
+    browser.save_screenshot(str(PHONE_SCREENSHOT))
+
+
+def test_the_screenshots_are_where_docs_serve_md_shows_them():
+    text = (ROOT / "docs/serve.md").read_text()
+    for picture in (SCREENSHOT, PHONE_SCREENSHOT):
+        assert f"({picture.name})" in text, f"docs/serve.md does not show {picture.name}"
+        assert Path(picture).is_file(), f"{picture.name}: run tests/test_page.py to make it"
