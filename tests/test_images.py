@@ -1,7 +1,6 @@
 """Opening whatever image a user hands to predict: formats, modes, and every kind of bad file."""
 import io
 import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -10,6 +9,7 @@ from PIL import Image
 from pipeline.predict import images
 from pipeline.predict.images import ImageError
 from tests.helpers.memory import peak_allocation
+from tests.helpers.builders import png_claiming
 from tests.helpers.faults import special_path
 
 
@@ -99,16 +99,6 @@ def test_truncated_image_is_refused(tmp_path, name):
 def test_one_pixel_image_is_too_small(tmp_path):
     with pytest.raises(ImageError, match="1x1 pixels is too small"):
         images.load_gray(saved(tmp_path, Image.new("L", (1, 1)), "dot.png"))
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height but carries only a few bytes of pixels."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 @pytest.mark.parametrize("side", [100_000, 8_000])  # 10 gigapixels (Pillow's own check), 64 megapixels (ours)

@@ -22,7 +22,7 @@ from pipeline.serve import app as service
 from tests.helpers.faults import Started
 from tests.helpers.glyphs import glyph, template_model
 from tests.helpers.repos import ROOT, env
-from tests.test_images import png_claiming
+from tests.helpers.builders import png_claiming
 
 PROBABILITY_RECORD = {"path", "digit", "confidence", "probabilities"}
 NO_PARTS = {"content": b"--b--\r\n", "headers": {"content-type": "multipart/form-data; boundary=b"}}

@@ -1,7 +1,9 @@
-"""Small synthetic MNIST in the on-disk forms the pipeline reads: IDX files and the legacy pickle."""
+"""Small synthetic inputs in the on-disk forms the pipeline reads: MNIST as IDX files, the legacy
+pickle and `.npz`, and image files built to test the readers' limits."""
 import io
 import pickle
 import struct
+import zlib
 
 import numpy as np
 
@@ -84,3 +86,13 @@ def synthetic_mnist(train: int, test: int, seed: int = 0) -> dict[str, np.ndarra
     x_train, y_train = make(train)
     x_test, y_test = make(test)
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height but carries only a few bytes of pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
