@@ -21,7 +21,6 @@ The page's files are served from /static by the app itself: no CDN, it works off
 """
 import asyncio
 import hashlib
-import json
 import os
 import threading
 from pathlib import Path
@@ -36,7 +35,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pipeline import paths
+from pipeline import artifacts, config, paths
+from pipeline.errors import DataError
 from pipeline.predict.command import as_record
 from pipeline.predict.predictor import Prediction, Predictor, Upload
 
@@ -257,8 +257,8 @@ def measured_by(source: Path | None) -> tuple[Path, str | None] | None:
 def test_accuracy(metrics: Path, key: str | None) -> float | None:
     """metrics[key].test_accuracy (or the top level's), or None if the file does not hold it."""
     try:
-        record = json.loads(Path(metrics).read_text())
+        record = artifacts.load_json(metrics)
         value = (record[key] if key else record)["test_accuracy"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (DataError, KeyError, TypeError):
         return None
-    return float(value) if isinstance(value, (int, float)) else None
+    return float(value) if config.is_number(value) else None
