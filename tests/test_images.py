@@ -186,3 +186,13 @@ def test_unreadable_exif_means_the_image_as_stored(tmp_path, monkeypatch):
     monkeypatch.setattr(Image.Image, "getexif", unreadable)
     gray = images.load_gray(phone_photo(tmp_path))
     assert gray.shape == (40, 30)  # sideways, as the sensor stored it
+
+
+def test_pixel_count_reads_the_header_only_and_is_zero_for_no_image():
+    buffer = io.BytesIO()
+    Image.new("L", (30, 20)).save(buffer, format="PNG")
+    assert images.pixel_count(buffer.getvalue()) == 600
+    assert images.pixel_count(png_claiming(5000, 5000)) == 25_000_000  # claimed, never decoded
+    # refused as soon as its header is read, like any bytes that are no image
+    assert images.pixel_count(png_claiming(100_000, 100_000)) == 0
+    assert images.pixel_count(b"not an image") == images.pixel_count(b"") == 0

@@ -1,5 +1,7 @@
 """The prediction service: the app through FastAPI's TestClient, and the real server as a process
 (where it listens, a stalled body, Ctrl-C, no TensorFlow import). The model reads typeset digits."""
+import asyncio
+import concurrent.futures
 import hashlib
 import io
 import json
@@ -7,6 +9,7 @@ import re
 import signal
 import socket
 import sys
+import threading
 import time
 
 import httpx
@@ -193,6 +196,61 @@ def test_a_keras_model_serves_too_and_says_so():
         assert keras_client.get("/model").json() == {
             "file": "elsewhere/model.keras", "format": "keras", "sha256": None, "test_accuracy": None, "metrics": None
         }
+
+
+def stored_png(image) -> bytes:
+    """`image` as a 500 x 500 PNG: a digit the size of a small photo."""
+    return png(image.resize((500, 500)))
+
+
+class Watched(Predictor):
+    """A Predictor noting, per call, whether it ran on the event loop; calls with a file named
+    `hold.png` wait for `release` first (and note whether it came)."""
+
+    def __init__(self, path) -> None:
+        model = Predictor.from_path(path)
+        super().__init__(model.model, model.source)
+        self.on_loop: list[bool] = []
+        self.released: list[bool] = []
+        self.release = threading.Event()
+
+    def predict(self, images):
+        try:
+            asyncio.get_running_loop()
+            self.on_loop.append(True)
+        except RuntimeError:
+            self.on_loop.append(False)
+        if any(upload.name == "hold.png" for upload in images):
+            self.released.append(self.release.wait(10))
+        return super().predict(images)
+
+
+def test_a_digit_is_classified_on_the_event_loop_and_a_big_request_beside_it(litert_path):
+    watched = Watched(litert_path)
+    small = {"image": ("7.png", png(glyph(7)))}
+    big = [("images", (f"{d}.png", stored_png(glyph(d)))) for d in (2, 3)]
+    assert 2 * 500 * 500 > service.INLINE_PIXELS
+    with TestClient(service.create_app(watched)) as client:
+        assert client.post("/predict", files=small).json()[0]["digit"] == 7
+        assert [r["digit"] for r in client.post("/predict", files=big).json()] == [2, 3]
+    assert watched.on_loop == [True, False]  # the same answers either way
+
+
+def test_while_a_big_request_is_classified_the_service_goes_on_answering(litert_path):
+    watched = Watched(litert_path)
+    held = [("images", ("hold.png", stored_png(glyph(d)))) for d in (5, 6)]
+    with TestClient(service.create_app(watched)) as client:
+        answer = concurrent.futures.ThreadPoolExecutor(1).submit(client.post, "/predict", files=held)
+        while not watched.on_loop:  # the held request has reached the model
+            time.sleep(0.01)
+        assert client.get("/healthz").json() == {"status": "ok"}
+        # the model is busy: a digit waits for it in a worker thread, not on the event loop
+        digit = concurrent.futures.ThreadPoolExecutor(1).submit(client.post, "/predict", files={"i": ("1.png", png(glyph(1)))})
+        assert client.get("/healthz").status_code == 200
+        watched.release.set()
+        assert [r["digit"] for r in answer.result(30).json()] == [5, 6] and digit.result(30).json()[0]["digit"] == 1
+    # /healthz answered while the big request held the model, or the hold would have timed out
+    assert watched.released == [True] and watched.on_loop == [False, False]
 
 
 def test_healthz_and_the_model_it_serves(client, litert_path):

@@ -64,6 +64,18 @@ def load_gray_bytes(content: bytes, name: Any) -> np.ndarray:
     return decode(io.BytesIO(content), len(content), name)
 
 
+def pixel_count(content: bytes) -> int:
+    """The pixels an image file's bytes claim (its header only: nothing is decoded); 0 if they
+    are no image of ours, which is refused as fast as any small image is read."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(content), formats=FORMATS) as image:
+                return image.width * image.height
+    except Exception:  # noqa: BLE001 -- the reason is for decode() to tell; here it is only "not big"
+        return 0
+
+
 def decode(file: Path | BinaryIO, file_bytes: int, name: Any) -> np.ndarray:
     """The first frame of the image in `file` (`file_bytes` long), checked before decoding."""
     try:

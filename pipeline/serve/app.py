@@ -14,8 +14,8 @@ every image's record), as `predict` exits 1 when one input failed. Any other ref
 with {"error": "..."} naming the problem, never a traceback. Memory per request is bounded: the
 body is counted as it streams in and cut off past MAX_BODY_BYTES (a Content-Length over it is
 refused before a byte is read), a form holds at most MAX_FILES images, and a body that stops
-arriving is answered 408 after `body_timeout` seconds. The model runs in a worker thread, one
-call at a time: a LiteRT interpreter is not thread-safe.
+arriving is answered 408 after `body_timeout` seconds. The model runs one call at a time (a LiteRT
+interpreter is not thread-safe): small requests on the event loop, big ones in a worker thread.
 
 The page's files are served from /static by the app itself: no CDN, it works offline.
 """
@@ -37,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline import artifacts, config, paths
 from pipeline.errors import DataError
+from pipeline.predict import images, normalise
 from pipeline.predict.command import as_record
 from pipeline.predict.predictor import Prediction, Predictor, Upload
 
@@ -49,6 +50,10 @@ BODY_TIMEOUT = 30.0
 RAW_BODY_NAME = "body"  # the `path` of an image sent as the raw body: it came with no file name
 RAW_TYPES = ("application/octet-stream",)  # and image/*
 STATIC = Path(__file__).parent / "static"  # the page: index.html, page.js, page.css
+# Requests of up to this many pixels in all are classified on the event loop, bigger ones in a
+# worker thread: no larger than normalise's working size, a request takes at most a few ms (an
+# MNIST-sized digit about 1 ms), and handing it to a thread and back costs as much.
+INLINE_PIXELS = normalise.WORKING_SIDE**2
 INCLUDES = ("input",)  # what ?include= may add to a record
 INPUT_DECIMALS = 3  # the 28x28's values in `input`: a 1/1000 step is finer than any screen shows
 # The metrics/ entry measuring each of the pipeline's model files: (file, key or None for top level).
@@ -68,17 +73,28 @@ def create_app(
     """The service answering from `predictor`; reads its model file and metrics/ once, now."""
     app = FastAPI(title="MNIST digits", docs_url=None, redoc_url=None, openapi_url=None)
     info = model_info(predictor)
-    lock = threading.Lock()
+    lock = threading.Lock()  # one model call at a time: a LiteRT interpreter is not thread-safe
 
     def classify(uploads: list[Upload]) -> list[Prediction]:
         with lock:
             return predictor.predict(uploads)
 
+    async def classify_soon(uploads: list[Upload]) -> list[Prediction]:
+        # Small requests run here when the model is free; photos and many files go to the thread
+        # so that other connections are not kept waiting meanwhile.
+        small = sum(images.pixel_count(upload.content) for upload in uploads) <= INLINE_PIXELS
+        if small and lock.acquire(blocking=False):
+            try:
+                return predictor.predict(uploads)
+            finally:
+                lock.release()
+        return await run_in_threadpool(classify, uploads)
+
     @app.post("/predict")
     async def predict(request: Request) -> JSONResponse:
         with_input = "input" in included(request)
         uploads = await read_uploads(request, max_files)
-        predictions = await run_in_threadpool(classify, uploads)
+        predictions = await classify_soon(uploads)
         status = 200 if all(p.error is None for p in predictions) else 422
         return JSONResponse([served_record(p, with_input) for p in predictions], status_code=status)
 
