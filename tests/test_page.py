@@ -1,7 +1,7 @@
 """The page at GET /, in a real browser: Debian's Chromium, headless, driven by Selenium through
 Debian's chromium-driver. Real mouse strokes draw a 1, a 7 and a 0 on the canvas and the page must
-show each digit, the 28x28 the model saw and the bars; a PNG is uploaded through the file input;
-the page is used at phone width (390 px). It saves the two screenshots docs/serve.md shows.
+show each digit, the 28x28 the model saw and the bars; a PNG is uploaded through the file input
+and another dropped on the page; at phone width (390 px) a finger draws a 7 (touch input). It saves the two screenshots docs/serve.md shows.
 
 The server is the real one, `python -m pipeline.serve`, answering from the template model of
 tests/helpers/glyphs.py exported to LiteRT: CI has no models/ (DVC outputs are not in git) and no
@@ -11,6 +11,8 @@ person's 4 is the trained model's job, which `predict`'s tests measure.
 
 No Chromium is a failure, not a skip: every test runs in CI, and `.ci/run` installs it.
 """
+import base64
+import io
 import math
 import shutil
 import sys
@@ -20,6 +22,9 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.actions import interaction
+from selenium.webdriver.common.actions.action_builder import ActionBuilder
+from selenium.webdriver.common.actions.pointer_input import PointerInput
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -93,17 +98,30 @@ def wait_for_answer(driver, before: int) -> None:
     WebDriverWait(driver, ANSWER_SECONDS).until(lambda d: answers(d) > before, "the page showed no new answer")
 
 
-def draw(driver, strokes: list[list[tuple[float, float]]]) -> None:
-    """Each stroke with the mouse: press, move through its points in small steps, release."""
+def draw(driver, strokes: list[list[tuple[float, float]]], finger: bool = False) -> None:
+    """Each stroke with the mouse (or a finger on a touch screen): press, move through its points
+    in small steps, lift."""
     pad = driver.find_element(By.ID, "pad")
     side = pad.size["width"]
     at = lambda x, y: (round((x - 0.5) * side), round((y - 0.5) * side))  # offsets from the pad's centre
     for stroke in strokes:
+        points = [stroke[0]] + [
+            (x0 + (x1 - x0) * step / 4, y0 + (y1 - y0) * step / 4)  # a drag arrives as many small moves
+            for (x0, y0), (x1, y1) in zip(stroke, stroke[1:])
+            for step in range(1, 5)
+        ]
+        if finger:  # touch input: Chromium turns it into pointer events of pointerType "touch"
+            builder = ActionBuilder(driver, mouse=PointerInput(interaction.POINTER_TOUCH, "finger"), duration=10)
+            builder.pointer_action.move_to(pad, *at(*points[0])).pointer_down()
+            for point in points[1:]:
+                builder.pointer_action.move_to(pad, *at(*point))
+            builder.pointer_action.pointer_up()
+            builder.perform()
+            continue
         actions = ActionChains(driver, duration=10)
-        actions.move_to_element_with_offset(pad, *at(*stroke[0])).click_and_hold()
-        for (x0, y0), (x1, y1) in zip(stroke, stroke[1:]):
-            for step in range(1, 5):  # a mouse reports a drag as many small moves
-                actions.move_to_element_with_offset(pad, *at(x0 + (x1 - x0) * step / 4, y0 + (y1 - y0) * step / 4))
+        actions.move_to_element_with_offset(pad, *at(*points[0])).click_and_hold()
+        for point in points[1:]:
+            actions.move_to_element_with_offset(pad, *at(*point))
         actions.release().perform()
 
 
@@ -124,12 +142,38 @@ def shown(driver) -> dict:
     return {"digit": digit, "probabilities": probabilities, "ink": ink, "widths": widths}
 
 
-def draw_and_read(driver, digit: int) -> dict:
+def draw_and_read(driver, digit: int, finger: bool = False) -> dict:
     driver.find_element(By.ID, "clear").click()
     before = answers(driver)
-    draw(driver, STROKES[digit])
+    draw(driver, STROKES[digit], finger)
     wait_for_answer(driver, before)
     return shown(driver)
+
+
+def note_pointer_kinds(driver) -> None:
+    """From now on the pad notes each pointerdown's pointerType in window.kinds (mouse, touch, pen)."""
+    driver.execute_script(
+        "window.kinds = []; document.getElementById('pad')"
+        ".addEventListener('pointerdown', (e) => window.kinds.push(e.pointerType));"
+    )
+
+
+def drop(driver, name: str, content: bytes, kind: str) -> None:
+    """Drop a file on the page as a person drags one from their desktop: dragenter, dragover and
+    drop events carrying it in a DataTransfer (WebDriver cannot drag from outside the browser)."""
+    driver.execute_script(
+        """
+        const [name, b64, kind] = arguments;
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const carried = new DataTransfer();
+        carried.items.add(new File([bytes], name, { type: kind }));
+        const zone = document.getElementById("drop");
+        for (const type of ["dragenter", "dragover", "drop"]) {
+          zone.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: carried }));
+        }
+        """,
+        name, base64.b64encode(content).decode(), kind,
+    )
 
 
 def assert_shows(page: dict, digit: int) -> None:
@@ -159,6 +203,19 @@ def test_drawing_a_1_a_7_and_a_0_shows_each_and_a_chosen_file_is_read(server, br
     assert browser.find_element(By.ID, "status").text == "Read from typeset-4.png."
 
 
+def test_a_file_dropped_on_the_page_is_read(server, browser):
+    viewport(browser, *DESKTOP)
+    browser.get(server + "/")
+    buffer = io.BytesIO()
+    glyph(2).save(buffer, format="PNG")
+    before = answers(browser)
+    drop(browser, "dropped-2.png", buffer.getvalue(), "image/png")
+    wait_for_answer(browser, before)
+    assert_shows(shown(browser), 2)
+    assert browser.find_element(By.ID, "status").text == "Read from dropped-2.png."
+    assert "dragging" not in browser.find_element(By.ID, "drop").get_attribute("class")
+
+
 def test_a_non_image_file_says_why(server, browser, tmp_path):
     viewport(browser, *DESKTOP)
     browser.get(server + "/")
@@ -179,7 +236,9 @@ def test_the_page_works_at_phone_width(server, browser):
     assert browser.execute_script("return document.documentElement.scrollWidth") <= PHONE_WIDTH  # no sideways scroll
     assert pad.size["width"] >= 250  # room to draw with a finger
     assert bars.location["y"] > pad.location["y"] + pad.size["height"]  # stacked: the answer under the pad
-    assert_shows(draw_and_read(browser, 7), 7)
+    note_pointer_kinds(browser)
+    assert_shows(draw_and_read(browser, 7, finger=True), 7)
+    assert browser.execute_script("return window.kinds;") == ["touch"] * len(STROKES[7])  # a finger drew it
     height = browser.execute_script("return document.documentElement.scrollHeight")
     viewport(browser, PHONE_WIDTH, height, mobile=True)  # the whole page in one picture
     browser.save_screenshot(str(PHONE_SCREENSHOT))
