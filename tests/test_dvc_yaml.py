@@ -128,3 +128,20 @@ def test_metrics_and_plots_point_at_outputs():
         else:
             (definition,) = entry.values()
             assert set(definition["y"]) <= all_outs
+
+
+def test_every_model_is_an_artifact_named_for_dvc_artifacts_get():
+    """Each cached output under models/ is declared once, as a model with a description and
+    labels, under a name DVC accepts; the trained Keras model is `mnist-classifier`."""
+    from dvc.repo.artifacts import name_is_compatible
+
+    artifacts = DVC["artifacts"]
+    assert artifacts["mnist-classifier"]["path"] == paths.MODEL.as_posix()
+    cached = {name for stage in STAGES.values() for name in out_names(stage) if is_cached(stage, name)}
+    models = {name for name in cached if name.startswith("models/")}
+    declared = [artifact["path"] for artifact in artifacts.values()]
+    assert sorted(declared) == sorted(models)  # every model once, and nothing a stage does not write
+    for name, artifact in artifacts.items():
+        assert name_is_compatible(name), f"{name!r} is not a valid artifact name"
+        assert artifact["type"] == "model" and artifact["desc"].strip(), name
+        assert artifact["labels"] and all(isinstance(label, str) for label in artifact["labels"]), name

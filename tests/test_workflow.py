@@ -1,19 +1,36 @@
-"""The pull-request workflow parses, runs on pull requests, and calls the report as its CLI defines it."""
+"""The workflows: the pull-request report calls the report as its CLI defines it, the test workflow
+runs .ci/run on every push and pull request, and every workflow passes zizmor's supply-chain
+audit with each action pinned to a commit SHA that a comment names the release of."""
+import json
+import os
 import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 import yaml
 
 from pipeline.review import report
-from tests.helpers.repos import ROOT
+from tests.helpers.repos import BIN, ROOT
 
-WORKFLOW = ROOT / ".github/workflows/pr-report.yml"
+WORKFLOWS_DIR = ROOT / ".github/workflows"
+WORKFLOW = WORKFLOWS_DIR / "pr-report.yml"
+TESTS_WORKFLOW = WORKFLOWS_DIR / "tests.yml"
+ZIZMOR = BIN / "zizmor"  # requirements-dev.txt pins it
+# `uses: owner/name@<40-hex commit>  # vX.Y.Z`; a local action (./path) has nothing to pin.
+PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@(?P<sha>[0-9a-f]{40})$")
+VERSION_COMMENT = re.compile(r"^\s+#\s+(?P<version>v\d+\.\d+\.\d+)\b")
 
 
-def load() -> dict:
-    return yaml.safe_load(WORKFLOW.read_text())
+def load(path: Path = WORKFLOW) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def workflows() -> list[Path]:
+    """Every workflow file, those added later included."""
+    return sorted([*WORKFLOWS_DIR.glob("*.yml"), *WORKFLOWS_DIR.glob("*.yaml")])
 
 
 def steps() -> list[dict]:
@@ -99,3 +116,85 @@ def test_job_fails_at_the_end_when_a_recorded_check_failed():
     for step_id in ("uptodate", "status", "report"):
         assert f"steps.{step_id}.outcome" in str(last["env"])
     assert "exit $failed" in last["run"]
+
+
+def test_tests_workflow_runs_ci_run_on_every_push_and_pull_request():
+    workflow = load(TESTS_WORKFLOW)
+    assert {"push", "pull_request"} <= set(workflow[True])  # YAML 1.1 reads the key `on` as True
+    assert not any(workflow[True][event] for event in ("push", "pull_request")), "filtered: not every push or PR"
+    assert workflow["permissions"] == {"contents": "read"}
+    (job,) = workflow["jobs"].values()
+    assert 0 < job["timeout-minutes"] <= 120
+    # .ci/run ends with the README's test command (tests/test_requirements.py checks it)
+    assert [s["run"].strip() for s in job["steps"] if "run" in s] == [".ci/run"]
+    assert os.access(ROOT / ".ci/run", os.X_OK)
+    (python,) = [s["with"] for s in job["steps"] if s.get("uses", "").startswith("actions/setup-python@")]
+    assert str(python["python-version"]) == "3.11"
+
+
+def test_every_checkout_keeps_no_credential():
+    """No workflow pushes with git: the token checkout would leave in .git/config is not needed."""
+    for path in workflows():
+        for name, job in load(path)["jobs"].items():
+            for step in job.get("steps", []):
+                if step.get("uses", "").startswith("actions/checkout@"):
+                    assert step.get("with", {}).get("persist-credentials") is False, f"{path.name}: job {name}"
+
+
+def uses_lines(path: Path) -> list[tuple[int, str, str]]:
+    """(line number, action reference, rest of the line) of each `uses:` in a workflow's text."""
+    found = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        match = re.match(r"^\s*(?:-\s+)?uses:\s*(?P<ref>[^\s#]+)(?P<rest>.*)$", line)
+        if match:
+            found.append((number, match["ref"].strip("\"'"), match["rest"]))
+    return found
+
+
+def uses_values(workflow: dict) -> list[str]:
+    """Each `uses` of a parsed workflow: steps' actions and jobs' reusable workflows."""
+    values = []
+    for job in workflow["jobs"].values():
+        values += [job["uses"]] if "uses" in job else []
+        values += [step["uses"] for step in job.get("steps", []) if "uses" in step]
+    return values
+
+
+def test_every_action_is_pinned_to_a_commit_sha_with_its_release_in_a_comment():
+    pins = set()  # (action, commit, release)
+    for path in workflows():
+        lines = uses_lines(path)  # from the text, for the comments; the parsed file says none was missed
+        assert sorted(ref for _, ref, _ in lines) == sorted(uses_values(load(path))), path.name
+        for number, ref, rest in lines:
+            where = f"{path.name}:{number}: uses: {ref}"
+            if ref.startswith("./"):
+                continue
+            assert PINNED.match(ref), f"{where} is not pinned to a 40-hex commit SHA"
+            comment = VERSION_COMMENT.match(rest)
+            assert comment, f"{where} has no `# vX.Y.Z` comment naming the release it pins"
+            pins.add((*ref.split("@"), comment["version"]))
+    # Across the workflows, one release of an action is one commit and one commit one release.
+    assert len({(action, release) for action, _, release in pins}) == len(pins), sorted(pins)
+    assert len({(action, commit) for action, commit, _ in pins}) == len(pins), sorted(pins)
+
+
+def finding_line(finding: dict) -> str:
+    """One finding as `severity audit: description (file:line)`."""
+    location = next(where for where in finding["locations"] if where["symbolic"]["kind"] == "Primary")
+    path = location["symbolic"]["key"].get("Local", {}).get("verbatim_path", "?")
+    row = location["concrete"]["location"]["start_point"]["row"] + 1
+    severity = finding["determinations"]["severity"]
+    return f"{severity} {finding['ident']}: {finding['desc']} ({Path(path).name}:{row}) {finding['url']}"
+
+
+def test_zizmor_finds_nothing_in_any_workflow():
+    """zizmor at its default persona, offline, with no config file and no ignore comments honoured."""
+    assert {"pr-report.yml", "tests.yml"} <= {path.name for path in workflows()}
+    assert ZIZMOR.exists(), f"{ZIZMOR} missing: install requirements-dev.txt"
+    command = [str(ZIZMOR), "--offline", "--no-config", "--no-ignores", "--format", "json", *map(str, workflows())]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip(), f"zizmor exited {result.returncode} with no report:\n{result.stderr}"
+    findings = json.loads(result.stdout)
+    listing = "\n".join(map(finding_line, findings))
+    if findings or result.returncode != 0:
+        pytest.fail(f"zizmor (exit {result.returncode}) on {len(workflows())} workflows:\n{listing}", pytrace=False)
