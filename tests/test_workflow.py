@@ -1,6 +1,9 @@
 """The workflows: the pull-request report calls the report as its CLI defines it, the test workflow
-runs .ci/run on every push and pull request, and every workflow passes zizmor's supply-chain
+runs .ci/run on every push and pull request, the sweep (dispatched by hand, one experiment per
+parameter set, each pushed: docs/experiments.md#a-sweep-on-several-machines) checks its input and
+calls DVC with flags it has; every workflow documents its secrets and passes zizmor's supply-chain
 audit with each action pinned to a commit SHA that a comment names the release of."""
+import argparse
 import json
 import os
 import re
@@ -18,6 +21,7 @@ from tests.helpers.repos import BIN, ROOT
 WORKFLOWS_DIR = ROOT / ".github/workflows"
 WORKFLOW = WORKFLOWS_DIR / "pr-report.yml"
 TESTS_WORKFLOW = WORKFLOWS_DIR / "tests.yml"
+SWEEP = WORKFLOWS_DIR / "sweep.yml"
 ZIZMOR = BIN / "zizmor"  # requirements-dev.txt pins it
 # `uses: owner/name@<40-hex commit>  # vX.Y.Z`; a local action (./path) has nothing to pin.
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@(?P<sha>[0-9a-f]{40})$")
@@ -33,13 +37,20 @@ def workflows() -> list[Path]:
     return sorted([*WORKFLOWS_DIR.glob("*.yml"), *WORKFLOWS_DIR.glob("*.yaml")])
 
 
-def steps() -> list[dict]:
-    (job,) = load()["jobs"].values()
-    return job["steps"]
+def steps(workflow: Path = WORKFLOW, job: str | None = None) -> list[dict]:
+    """The steps of `job`, or of the workflow's only job."""
+    jobs = load(workflow)["jobs"]
+    if job is None:
+        (only,) = jobs.values()
+        return only["steps"]
+    return jobs[job]["steps"]
 
 
-def step(uses: str = "", runs: str = "") -> dict:
-    found = [s for s in steps() if (uses and s.get("uses", "").startswith(uses)) or (runs and runs in s.get("run", ""))]
+def step(uses: str = "", runs: str = "", workflow: Path = WORKFLOW, job: str | None = None) -> dict:
+    found = [
+        s for s in steps(workflow, job)
+        if (uses and s.get("uses", "").startswith(uses)) or (runs and runs in s.get("run", ""))
+    ]  # fmt: skip
     assert len(found) == 1, f"expected one step using {uses or runs!r}, found {len(found)}"
     return found[0]
 
@@ -198,3 +209,188 @@ def test_zizmor_finds_nothing_in_any_workflow():
     listing = "\n".join(map(finding_line, findings))
     if findings or result.returncode != 0:
         pytest.fail(f"zizmor (exit {result.returncode}) on {len(workflows())} workflows:\n{listing}", pytrace=False)
+
+
+# The sweep workflow, .github/workflows/sweep.yml: dispatched by hand with a list of parameter
+# sets, a first job checks them and makes them the matrix, one job per set runs and pushes it.
+
+SWEEP_SAMPLE = '["train.learning_rate=0.002", "train.learning_rate=0.004 train.epochs=20"]'
+GITHUB_TOKEN_SAMPLE = "ghs_sample-token-0123456789"
+
+
+def header(workflow: Path) -> str:
+    """The comment block at the top of a workflow: its documentation."""
+    lines = workflow.read_text().splitlines()
+    return "\n".join(line for line in lines[: next(i for i, ln in enumerate(lines) if not ln.startswith("#"))])
+
+
+def dvc_parser(path: list[str]) -> argparse.ArgumentParser:
+    """DVC's own argument parser for `dvc <path...>`, e.g. ["exp", "push"]."""
+    from dvc.cli.parser import get_main_parser
+
+    parser = get_main_parser()
+    for word in path:
+        (subcommands,) = [a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        parser = subcommands[word]
+    return parser
+
+
+def dvc_command(line: str) -> tuple[list[str], list[str]] | None:
+    """A shell line's dvc call as (subcommand path, flags), or None: `VAR=x dvc exp push origin "$N" || ...`."""
+    if line.lstrip().startswith("#") or not re.search(r"(^|\s)dvc\s", line):
+        return None
+    words = shlex.split(line, comments=True)
+    start = next((i for i, w in enumerate(words) if w == "dvc"), None)
+    if start is None or not all(re.match(r"\w+=", w) for w in words[:start]):
+        return None  # `dvc` inside a quoted string: an echo, not a call
+    words = words[start + 1 :]
+    words = words[: next((i for i, w in enumerate(words) if w in ("||", "&&", "|", ";", ">", ">>")), len(words))]
+    path = []
+    for word in words:
+        parser = dvc_parser(path)
+        subcommands = [a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subcommands or word not in subcommands[0]:
+            break
+        path.append(word)
+    # A flag is a word starting with -, or one glued in a bash expansion: "${pairs[@]/#/--set-param=}"
+    flags = [m.split("=")[0] for w in words for m in re.findall(r"(?:^|(?<=/))--?[A-Za-z][\w-]*=?", w)]
+    return path, flags
+
+
+def run_script(text: str, env: dict[str, str], tmp_path: Path) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """A step's `run:` as GitHub runs it (bash -eo pipefail), with a `dvc` on PATH that only
+    records its arguments and, for `dvc exp push`, the git credential DVC's git library would get."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    calls = tmp_path / "dvc-calls.jsonl"
+    fake = bin_dir / "dvc"
+    fake.write_text(f"""#!{sys.executable}
+import json, os, sys
+call = {{"argv": sys.argv[1:]}}
+if sys.argv[1:3] == ["exp", "push"]:
+    from scmrepo.git.credentials import Credential
+    found = Credential(url="https://github.com/owner/repo.git").fill(interactive=False)
+    call["credential"] = [found.username, found.password]
+with open({str(calls)!r}, "a") as out:
+    out.write(json.dumps(call) + "\\n")
+""")
+    fake.chmod(0o755)
+    for name in ("runner", "home"):
+        (tmp_path / name).mkdir(exist_ok=True)
+    environment = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "HOME": str(tmp_path / "home"),
+        "RUNNER_TEMP": str(tmp_path / "runner"), "GITHUB_OUTPUT": str(tmp_path / "output"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"), **env,
+    }  # fmt: skip
+    command = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", text]
+    result = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True)
+    recorded = [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
+    return result, recorded
+
+
+def test_sweep_is_dispatched_by_hand_with_documented_inputs_and_least_permissions():
+    workflow = load(SWEEP)
+    assert list(workflow[True]) == ["workflow_dispatch"]  # YAML 1.1 reads the key `on` as True
+    inputs = workflow[True]["workflow_dispatch"]["inputs"]
+    assert inputs["params"]["required"] is True and inputs["params"]["type"] == "string"
+    assert json.loads(re.search(r"\[.*\]", inputs["params"]["description"]).group()) == json.loads(SWEEP_SAMPLE)
+    for name in inputs:
+        assert re.search(rf"^#\s+{name}\s", header(SWEEP), re.M), f"input {name!r} is not documented in the header"
+    assert workflow["permissions"] == {}
+    jobs = workflow["jobs"]
+    assert "permissions" not in jobs["sets"]  # none: it only reads its input
+    assert jobs["experiment"]["permissions"] == {"contents": "write"}  # the push of refs/exps/...
+    assert jobs["experiment"]["needs"] == "sets"
+    assert jobs["experiment"]["strategy"]["matrix"] == {"params": "${{ fromJSON(needs.sets.outputs.sets) }}"}
+    assert jobs["experiment"]["strategy"]["fail-fast"] is False
+
+
+def test_sweep_first_job_turns_the_input_into_the_matrix_or_refuses_it(tmp_path):
+    parse = step(runs="GITHUB_OUTPUT", workflow=SWEEP, job="sets")
+    assert parse["env"] == {"PARAMS": "${{ inputs.params }}", "NAME": "${{ inputs.name }}"}  # no ${{ }} in run:
+    result, _ = run_script(parse["run"], {"PARAMS": SWEEP_SAMPLE, "NAME": "sweep"}, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (line,) = (tmp_path / "output").read_text().splitlines()
+    assert line.startswith("sets=") and json.loads(line.removeprefix("sets=")) == json.loads(SWEEP_SAMPLE)
+    outputs = load(SWEEP)["jobs"]["sets"]["outputs"]
+    assert outputs == {"sets": f"${{{{ steps.{parse['id']}.outputs.sets }}}}"}
+    refused = {
+        "not JSON": ("train.epochs=2", "sweep"), "not a list": ('{"a": "train.epochs=2"}', "sweep"),
+        "no sets": ("[]", "sweep"), "a word without =": ('["train.epochs"]', "sweep"),
+        "an empty set": ('[""]', "sweep"), "a name with a space": (SWEEP_SAMPLE, "my sweep"),
+        "a set that is not text": ('[["train.epochs=2"]]', "sweep"),
+    }  # fmt: skip
+    for case, (params, name) in refused.items():
+        (tmp_path / "output").unlink(missing_ok=True)
+        result, _ = run_script(parse["run"], {"PARAMS": params, "NAME": name}, tmp_path)
+        assert result.returncode == 1 and result.stdout.startswith("::error::"), case
+        assert not (tmp_path / "output").exists(), case
+
+
+def test_sweep_installs_the_lock_and_configures_the_remote_as_the_pr_report_does():
+    install = step(runs="pip install", workflow=SWEEP, job="experiment")
+    assert "pip install --require-hashes -r requirements.txt" in install["run"]
+    credential = step(runs="DVC_REMOTE_CONFIG", workflow=SWEEP, job="experiment")
+    assert "secrets.DVC_REMOTE_CONFIG" in credential["env"]["DVC_REMOTE_CONFIG"]
+    assert '"$DVC_REMOTE_CONFIG" > .dvc/config.local' in credential["run"]  # never in the committed config
+    assert "exit 1" in credential["run"]  # no credential: a sweep has nowhere to push its data
+    names = [s.get("name") for s in steps(SWEEP, "experiment")]
+    run_step = step(runs="dvc exp run", workflow=SWEEP, job="experiment")
+    order = [names.index(s["name"]) for s in (install, credential, run_step)]
+    assert order == sorted(order)
+
+
+def test_sweep_uses_only_dvc_commands_and_flags_that_exist():
+    calls = [call for s in steps(SWEEP, "experiment") for line in s.get("run", "").splitlines()
+             if (call := dvc_command(line))]  # fmt: skip
+    assert [path for path, _ in calls] == [["pull"], ["exp", "run"], ["exp", "push"]]
+    for path, flags in calls:
+        help_text = dvc_parser(path).format_help()
+        for flag in flags:
+            # whole flags only: argparse would take --all for --all-commits, a reader would not
+            has = re.search(rf"(^|\s){re.escape(flag)}(?![\w-])", help_text)
+            assert has, f"{flag} is not an option of dvc {' '.join(path)}"
+
+
+def test_sweep_runs_each_set_as_one_named_experiment(tmp_path):
+    from dvc.cli import parse_args
+
+    run_step = step(runs="dvc exp run", workflow=SWEEP, job="experiment")
+    assert run_step["env"]["PARAMS"] == "${{ matrix.params }}" and "${{" not in run_step["run"]
+    env = {"PARAMS": "train.learning_rate=0.004 train.epochs=20", "NAME": "sweep", "RUN": "7", "INDEX": "1"}
+    result, calls = run_script(run_step["run"], env, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [call["argv"][:2] for call in calls] == [["pull", "--allow-missing"], ["exp", "run"]]
+    args = parse_args(calls[1]["argv"])  # DVC's own parser: every flag and value as DVC reads them
+    assert args.name == "sweep-7-2"  # the second set of run 7
+    assert args.set_param == ["train.learning_rate=0.004", "train.epochs=20"]
+    assert not args.queue and not args.tmp_dir  # in the workspace: the push takes it from there
+    assert (tmp_path / "output").read_text() == "experiment=sweep-7-2\n"
+
+
+def test_sweep_pushes_with_the_job_token_kept_off_disk_and_command_lines(tmp_path):
+    from dvc.cli import parse_args
+
+    push = step(runs="dvc exp push", workflow=SWEEP, job="experiment")
+    assert push["env"]["EXPERIMENT"] == "${{ steps.run.outputs.experiment }}"
+    assert push["env"]["GIT_TOKEN"] == "${{ github.token }}" and "${{" not in push["run"]
+    result, calls = run_script(push["run"], {"EXPERIMENT": "sweep-7-2", "GIT_TOKEN": GITHUB_TOKEN_SAMPLE}, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (call,) = calls
+    args = parse_args(call["argv"])
+    assert (args.git_remote, args.experiment, args.push_cache) == ("origin", ["sweep-7-2"], True)  # cache too
+    assert call["credential"] == ["x-access-token", GITHUB_TOKEN_SAMPLE]  # what the push would authenticate with
+    assert GITHUB_TOKEN_SAMPLE not in " ".join(call["argv"])
+    written = [path for path in tmp_path.rglob("*") if path.is_file() and path.name != "dvc-calls.jsonl"]
+    assert not [path for path in written if GITHUB_TOKEN_SAMPLE in path.read_text(errors="replace")]
+    checkout = step(uses="actions/checkout@", workflow=SWEEP, job="experiment")
+    assert checkout["with"]["persist-credentials"] is False
+    others = [s for s in steps(SWEEP, "experiment") if s.get("name") != push["name"]]
+    assert "github.token" not in str(others) and "GITHUB_TOKEN" not in str(others)
+
+
+def test_sweep_documents_every_secret_and_variable_it_reads():
+    text = SWEEP.read_text()
+    documented = header(SWEEP)
+    for kind, name in set(re.findall(r"\$\{\{\s*(secrets|vars)\.(\w+)", text)):
+        assert re.search(rf"\b{name}\b", documented), f"{kind}.{name} is not documented in the workflow's header"
