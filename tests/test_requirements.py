@@ -173,3 +173,11 @@ def test_every_install_is_a_lock_checked_by_hash():
             where = page.relative_to(ROOT)
             assert "--require-hashes" in options and target in (RUNTIME_LOCK.name, DEV_LOCK.name), f"{where}: -r {target}"
     assert LOCK_COMMAND in README.read_text(), f"the README does not say how to regenerate the locks ({LOCK_COMMAND})"
+
+
+def test_the_package_counts_the_docs_give_are_the_locks():
+    for page in (README, ROOT / "docs/dependencies.md"):
+        for lock_file in (RUNTIME_LOCK, DEV_LOCK):
+            stated = re.findall(rf"`{re.escape(lock_file.name)}` \((\d+) packages\)", page.read_text())
+            assert stated, f"{page.name} does not give {lock_file.name}'s package count"
+            assert {int(n) for n in stated} == {len(lock(lock_file))}, f"{page.name}: {lock_file.name} has {len(lock(lock_file))} packages"
