@@ -5,7 +5,6 @@ clone, and pushes to a bare git origin. `dvc artifacts get` then reads the origi
 directory: the origin has no DVC cache, so every byte compared came through the DVC remote.
 The release and fetch commands are those of docs/export.md's code blocks, run as written.
 """
-import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from pipeline import paths
 from tests.helpers import repos
+from tests.helpers.markdown import code_blocks
 from tests.helpers.repos import ROOT, make_pipeline_repo, run, set_params
 
 pytestmark = pytest.mark.slow
@@ -30,8 +30,7 @@ class Release:
 
 def code_block(starting: str) -> list[str]:
     """The lines of the one ``` block in docs/export.md that has a line starting with `starting`."""
-    blocks = [block.splitlines() for block in re.findall(r"^```\w*\n(.*?)^```", DOC.read_text(), re.M | re.S)]
-    (block,) = [lines for lines in blocks if any(line.startswith(starting) for line in lines)]
+    (block,) = [lines for lines in code_blocks(DOC.read_text()) if any(line.startswith(starting) for line in lines)]
     return block
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline import datasets, fetch
+from tests.helpers import experiments
 from tests.helpers.repos import ran_stages, run, set_params
 
 pytestmark = pytest.mark.slow
@@ -78,19 +79,6 @@ def test_package_route_yields_the_real_mnist():
     assert data["x_train"].mean() == pytest.approx(33.318421449829934)
 
 
-def experiments_with_accuracy(shown: list) -> dict[str, float]:
-    """{experiment name: test_accuracy} from `dvc exp show --json` (DVC 3 layout)."""
-    found = {}
-    for baseline in shown:
-        for experiment in baseline.get("experiments") or []:
-            for rev in experiment.get("revs", []):
-                metrics = (rev.get("data") or {}).get("metrics") or {}
-                values = metrics.get("metrics/metrics.json", {}).get("data", {})
-                if "test_accuracy" in values:
-                    found[rev.get("name") or rev["rev"]] = values["test_accuracy"]
-    return found
-
-
 def test_experiments_run_queue_and_show(pipeline_repo):
     run(["dvc", "exp", "run", "-n", "cnn-tiny", "-S", "train.model=cnn"], cwd=pipeline_repo)
     run(["dvc", "exp", "run", "--queue", "-S", "train.learning_rate=0.001,0.004"], cwd=pipeline_repo)
@@ -102,7 +90,7 @@ def test_experiments_run_queue_and_show(pipeline_repo):
             break
         time.sleep(3)
     assert "Failed" not in status, status
-    shown = json.loads(run(["dvc", "exp", "show", "--json"], cwd=pipeline_repo).stdout)
-    accuracies = experiments_with_accuracy(shown)
+    shown = experiments.show(pipeline_repo)
+    accuracies = {name: experiments.metrics(experiment)["test_accuracy"] for name, experiment in shown.items()}
     assert "cnn-tiny" in accuracies and len(accuracies) == 3, accuracies
     assert all(0 <= value <= 1 for value in accuracies.values())

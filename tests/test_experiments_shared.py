@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.helpers import experiments
+from tests.helpers.markdown import section
 from tests.helpers.repos import ROOT, commit_all, dvc_status, make_pipeline_repo, run
 
 pytestmark = pytest.mark.slow
@@ -36,7 +37,7 @@ TABLE = ["dvc", "exp", "show", "--only-changed", "--drop", "per_class",
 PLOTS = ["dvc", "plots", "diff", *NAMES]
 QUEUE_TIMEOUT = 900  # seconds; the three runs on two workers took 70 s on 2 shared cores
 DOCS = ROOT / "docs/experiments.md"
-SECTION = "## A sweep on several machines"
+SECTION = "A sweep on several machines"
 
 
 @dataclass
@@ -170,10 +171,7 @@ def test_a_fresh_clone_applies_the_best_with_a_clean_status_and_the_metrics_of_a
 
 
 def test_the_docs_show_exactly_the_commands_run_here():
-    text = DOCS.read_text()
-    start = text.index(f"\n{SECTION}\n")
-    end = text.find("\n## ", start + 1)
-    lines = [line.split("  #")[0].strip() for line in text[start : end if end != -1 else None].splitlines()]
+    lines = [line.split("  #")[0].strip() for line in section(DOCS.read_text(), SECTION).splitlines()]
     commands = [SWEEP, START, STATUS, STOP, PUSH, LIST, PULL, TABLE, PLOTS, ["dvc", "exp", "apply", NAMES[-1]]]
     for command in map(shlex.join, commands):
         assert command in lines, f"{DOCS.name}: no line `{command}` in {SECTION!r}"

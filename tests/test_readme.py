@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from pipeline import config
+from tests.helpers.markdown import code_blocks, outside_code_blocks, section
 from tests.helpers.repos import BIN, env
 from tests.helpers.repos import ROOT
 
@@ -60,36 +61,7 @@ def pages() -> list[Path]:
     return [README, *sorted(DOCS.glob("*.md"))]
 
 
-def outside_code_blocks(text: str) -> list[str]:
-    """The lines of a Markdown text that are not inside ``` blocks."""
-    lines, in_block = [], False
-    for line in text.splitlines():
-        if line.lstrip().startswith("```"):
-            in_block = not in_block
-        elif not in_block:
-            lines.append(line)
-    return lines
 
-
-def code_blocks(text: str) -> list[list[str]]:
-    """The lines of each ``` block of a Markdown text."""
-    blocks, current = [], None
-    for line in text.splitlines():
-        if line.lstrip().startswith("```"):
-            if current is None:
-                current = []
-            else:
-                blocks.append(current)
-                current = None
-        elif current is not None:
-            current.append(line)
-    return blocks
-
-
-def section(text: str, title: str) -> str:
-    start = text.index(f"\n## {title}\n")
-    end = text.find("\n## ", start + 1)
-    return text[start : end if end != -1 else len(text)]
 
 
 def parse_value(text: str) -> object:
