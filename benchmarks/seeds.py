@@ -1,28 +1,39 @@
 """Full `dvc repro` runs of one configuration over several seeds: mean and spread.
 
 Each seed runs in a fresh copy of the repo (no outputs, the data from pip's cache), so the time
-is that of a full repro from scratch. The results table of docs/experiments.md comes from this script,
-and the export table too: each seed's exported models, scored by the export stage, on a line below.
+is that of a full repro from scratch. The results table of the README and docs/experiments.md
+come from this script, and the export table too: each seed's exported models, scored by the
+export stage, on a line below, and how close training ran to the CPU's peak on another.
 
+    python benchmarks/seeds.py --recipe cnn_fast --seeds 1 2 3      # a recipe of recipes.yaml
     python benchmarks/seeds.py --seeds 1 2 3 -S train.model=cnn -S train.epochs=10
 """
 import argparse
 import json
 import os
+import re
 import statistics
 import tempfile
 from pathlib import Path
 
-from common import cpu_name, fresh_copy, measure, parse_overrides
+from common import cpu_name, cpu_peak, fresh_copy, measure, parse_overrides
+
+from pipeline import config, recipes
+
+# The train stage's line per epoch ends with the epoch's wall time: "(9.8 s)".
+EPOCH_SECONDS = re.compile(r"^epoch +\d+/\d+ .*\((\d+(?:\.\d+)?) s\)$", re.MULTILINE)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--recipe", help="a recipe of recipes.yaml: its train values, before any -S")
     parser.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
-    overrides = parse_overrides(args.overrides)
-    print(f"{cpu_name()}, {os.cpu_count()} cores; {' '.join(args.overrides) or 'defaults'}", flush=True)
+    overrides = recipes.overrides(recipes.get(args.recipe)) if args.recipe else {}
+    overrides.update(parse_overrides(args.overrides))
+    what = " ".join(([f"recipe {args.recipe}"] if args.recipe else []) + args.overrides) or "defaults"
+    print(f"{cpu_name()}, {os.cpu_count()} cores; {what}", flush=True)
     accuracies, seconds = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
@@ -37,6 +48,7 @@ def main() -> None:
                 flush=True,
             )
             print(f"  export: {export_line(metrics, json.loads((repo / 'metrics/export.json').read_text()))}", flush=True)
+            print(f"  compute: {compute_line(repo, run.output)}", flush=True)
     spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
     print(
         f"mean test_accuracy {100 * statistics.mean(accuracies):.2f}% ± {100 * spread:.2f} (std, n={len(accuracies)}); "
@@ -54,6 +66,36 @@ def export_line(metrics: dict, exported: dict) -> str:
         for name, score in exported.items()
     ]
     return "; ".join(parts)
+
+
+def compute_line(repo: Path, output: str) -> str:
+    """Operations per image, the GFLOP/s training achieved over its epochs, and the CPU's peak.
+
+    Training one image is counted as three forward passes (forward, and the gradients with
+    respect to activations and to weights), two operations per multiply-add.
+    """
+    from pipeline import models  # imports TensorFlow: only once a run has finished
+
+    params = config.load(repo / "params.yaml")
+    forward = 2 * models.multiply_adds(models.build_model(params.train))
+    images = train_images(repo)
+    epoch_seconds = sum(float(s) for s in EPOCH_SECONDS.findall(output))
+    flops = 3 * forward * images * params.train.epochs
+    peak, how = cpu_peak()
+    achieved = flops / epoch_seconds / 1e9
+    return (
+        f"{forward / 1e6:.2f} MFLOP per image forward, {flops / 1e12:.2f} TFLOP to train, "
+        f"epochs {epoch_seconds:.0f} s: {achieved:.0f} GFLOP/s, {achieved / peak:.0%} of the CPU's peak "
+        f"{peak:.0f} GFLOP/s ({how})"
+    )
+
+
+def train_images(repo: Path) -> int:
+    """How many images one epoch trains on: the prepared training split's size."""
+    import numpy as np
+
+    with np.load(repo / "data/prepared/train.npz") as split:
+        return len(split["labels"])
 
 
 if __name__ == "__main__":

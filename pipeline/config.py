@@ -42,6 +42,8 @@ class TrainConfig:
     batch_size: int  # the global batch, split across GPUs when there are several
     learning_rate: float  # Adam's initial rate
     schedule: str  # constant | cosine (decays to 0 over the run)
+    warmup: float  # fraction of the steps over which the rate rises linearly from 0 first
+    label_smoothing: float  # weight moved from the true digit's target to all ten evenly
     dropout: float  # rate for the model's dropout layers; 0 removes them
     augment: bool  # random shifts, rotations and zoom of training batches
     augment_shift: float  # largest shift, as a fraction of the image side
@@ -82,6 +84,8 @@ CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "train.batch_size": (lambda v: 1 <= v <= TRAINING_IMAGES, f"an integer in [1, {TRAINING_IMAGES}]"),
     "train.learning_rate": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
     "train.schedule": (lambda v: v in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+    "train.warmup": (lambda v: 0 <= v < 1, "a fraction in [0, 1)"),
+    "train.label_smoothing": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "train.dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "train.augment_shift": (lambda v: 0 <= v <= 0.5, "a number in [0, 0.5]"),
     "train.augment_rotation": (lambda v: 0 <= v <= 180, "a number of degrees in [0, 180]"),
@@ -104,7 +108,7 @@ def load(path: Path = paths.PARAMS) -> Params:
 
 
 def parse(text: str, source: str = "params.yaml") -> Params:
-    return _build(Params, parse_yaml(text, source), "", source)
+    return build_section(Params, parse_yaml(text, source), "", source)
 
 
 def parse_yaml(text: str, source: str) -> Any:
@@ -127,7 +131,8 @@ def parse_yaml(text: str, source: str) -> Any:
         raise ConfigError(f"{source}: not valid YAML{where}: {' '.join(problem.split())}") from None
 
 
-def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
+def build_section(cls: type, raw: Any, prefix: str, source: str) -> Any:
+    """`raw` as a `cls` dataclass: every field required, each checked; keys named `prefix` + field."""
     where = prefix.rstrip(".") or "top level"
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: {where}: expected a mapping, got {_show(raw)}")
@@ -144,7 +149,7 @@ def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
             raise ConfigError(f"{source}: missing key {key}")
         kind = hints[name]
         if dataclasses.is_dataclass(kind):
-            values[name] = _build(kind, raw[name], key + ".", source)
+            values[name] = build_section(kind, raw[name], key + ".", source)
         else:
             values[name] = _convert(raw[name], kind, key, source)
     return cls(**values)

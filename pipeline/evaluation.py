@@ -22,6 +22,21 @@ def confusion(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     return matrix
 
 
+def per_class_scores(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall, F1 and support of each digit from a confusion matrix; 0 where a
+    denominator is 0 (a digit never predicted, or absent), as scikit-learn's `zero_division=0`."""
+    hits = np.diag(matrix).astype(np.float64)
+    support = matrix.sum(axis=1)
+    precision = _ratio(hits, matrix.sum(axis=0))
+    recall = _ratio(hits, support)
+    f1 = _ratio(2 * precision * recall, precision + recall)
+    return precision, recall, f1, support
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    return np.divide(numerator, denominator, out=np.zeros(len(numerator)), where=denominator > 0)
+
+
 def summarize(
     probabilities: np.ndarray,
     labels: np.ndarray,
@@ -29,12 +44,8 @@ def summarize(
     param_count: int,
 ) -> dict[str, Any]:
     """The metrics file: test figures, the final epoch's train/val figures, per-class scores."""
-    from sklearn.metrics import precision_recall_fscore_support  # heavy; plot needs none of it
-
     predicted = probabilities.argmax(axis=1)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predicted, labels=list(range(NUM_CLASSES)), zero_division=0
-    )
+    precision, recall, f1, support = per_class_scores(confusion(labels, predicted))
     last = curve[-1]
     per_class = {
         str(digit): {

@@ -12,6 +12,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pipeline import artifacts, datasets, paths
 from pipeline.config import MODELS, TrainConfig
 from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES
@@ -121,6 +123,26 @@ def deep_cnn(params: TrainConfig) -> Any:
         ],
         name="deep_cnn",
     )
+
+
+def multiply_adds(model: Any) -> int:
+    """Multiply-adds in one image's forward pass through the model's convolutions and dense layers.
+
+    The rest (pooling, batch norm, activations) costs a few per value, against hundreds per value
+    for a convolution. Training one image costs about three forward passes (the forward pass, and
+    the gradients with respect to inputs and weights), each multiply-add two floating-point operations.
+    """
+    total = 0
+    for layer in model.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None:
+            continue
+        if isinstance(layer, keras().layers.Conv2D):  # (rows, cols, inputs, filters), per output pixel
+            _, rows, cols, _ = layer.output.shape
+            total += rows * cols * int(np.prod(kernel.shape))
+        elif isinstance(layer, keras().layers.Dense):
+            total += int(np.prod(kernel.shape))
+    return total
 
 
 def save_model(model: Any, path: Path) -> None:

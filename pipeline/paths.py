@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterable
 
 PARAMS = Path("params.yaml")
+RECIPES = Path("recipes.yaml")  # named sets of train values, run by `python -m pipeline.recipes NAME`
 
 RAW = Path("data/raw/mnist.npz")
 PREPARED_DIR = Path("data/prepared")

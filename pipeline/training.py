@@ -6,6 +6,7 @@ import numpy as np
 
 from pipeline.artifacts import LEARNING_CURVE_COLUMNS
 from pipeline.config import TrainConfig
+from pipeline.datasets import NUM_CLASSES
 from pipeline.models import INFERENCE_BATCH, build_model
 from pipeline.tf import keras, make_deterministic, tensorflow
 
@@ -30,9 +31,13 @@ def batches(
     batch_size: int,
     seed: int | None = None,
     augment: Any = None,
+    one_hot: bool = False,
 ) -> Any:
-    """A tf.data pipeline: reshuffled every epoch when given a seed, augmented when asked."""
+    """A tf.data pipeline: reshuffled every epoch when given a seed, augmented when asked, labels
+    one-hot when asked."""
     tf = tensorflow()
+    if one_hot:
+        labels = np.eye(NUM_CLASSES, dtype=np.float32)[labels.astype(np.int64)]
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     if seed is not None:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
@@ -64,9 +69,27 @@ def strategy(setting: str, device_type: str = "GPU") -> Any:
 
 
 def learning_rate(params: TrainConfig, steps_per_epoch: int) -> Any:
-    if params.schedule == "cosine":
-        return keras().optimizers.schedules.CosineDecay(params.learning_rate, params.epochs * steps_per_epoch)
-    return params.learning_rate
+    """Adam's rate per step: `schedule` after a linear warm-up from 0 over `warmup` of the steps."""
+    total = params.epochs * steps_per_epoch
+    warmup = round(params.warmup * total)
+    schedules = keras().optimizers.schedules
+    if warmup == 0:
+        if params.schedule == "cosine":
+            return schedules.CosineDecay(params.learning_rate, total)
+        return params.learning_rate
+    # After the warm-up, a cosine decays to alpha x the rate: 0 for cosine, 1 (none) for constant.
+    alpha = 0.0 if params.schedule == "cosine" else 1.0
+    return schedules.CosineDecay(
+        0.0, total - warmup, alpha=alpha, warmup_target=params.learning_rate, warmup_steps=warmup
+    )
+
+
+def loss(params: TrainConfig) -> Any:
+    """Cross-entropy on integer labels; on one-hot labels when smoothing them (`batches(one_hot=)`),
+    since Keras' sparse loss has no label smoothing."""
+    if params.label_smoothing:
+        return keras().losses.CategoricalCrossentropy(label_smoothing=params.label_smoothing)
+    return "sparse_categorical_crossentropy"
 
 
 def fit(
@@ -89,13 +112,14 @@ def fit(
         model = build_model(params)
         model.compile(
             optimizer=keras().optimizers.Adam(learning_rate=learning_rate(params, steps_per_epoch)),
-            loss="sparse_categorical_crossentropy",
+            loss=loss(params),
             metrics=["accuracy"],
         )
     augment = augmenter(params, seed) if params.augment else None
+    one_hot = params.label_smoothing > 0
     result = model.fit(
-        batches(*train, params.batch_size, seed=seed, augment=augment),
-        validation_data=batches(*val, INFERENCE_BATCH),
+        batches(*train, params.batch_size, seed=seed, augment=augment, one_hot=one_hot),
+        validation_data=batches(*val, INFERENCE_BATCH, one_hot=one_hot),
         epochs=params.epochs,
         shuffle=False,  # the tf.data pipeline already reshuffles every epoch
         verbose=0,

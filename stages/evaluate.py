@@ -9,7 +9,7 @@ from pipeline import artifacts, cli, evaluation, models, paths
 def main() -> None:
     images, labels = artifacts.load_split(paths.prepared("test"))
     curve = artifacts.load_learning_curve(paths.LEARNING_CURVE)
-    model = models.load_model(paths.MODEL)
+    model = models.load_model(paths.MODEL, compile=False)  # predicting needs no optimizer
     probabilities = model.predict(images, batch_size=models.INFERENCE_BATCH, verbose=0)
     metrics = evaluation.summarize(probabilities, labels, curve, model.count_params())
     artifacts.save_json(paths.METRICS, metrics)

@@ -115,6 +115,8 @@ def test_missing_key(key):
         ("seed", 1.5),
         ("train.learning_rate", "fast"),
         ("train.learning_rate", False),
+        ("train.warmup", "10%"),
+        ("train.label_smoothing", True),
         ("fetch.source", 3),
         ("train.model", None),
     ],
@@ -142,6 +144,10 @@ def test_wrong_type(key, value):
         ("plot.samples", 0),
         ("plot.misclassified", 101),
         ("fetch.source", "  "),
+        ("train.warmup", 1),  # all warm-up and no training
+        ("train.warmup", -0.1),
+        ("train.label_smoothing", 1),  # every target the same: nothing left to learn
+        ("train.label_smoothing", -0.5),
     ],
 )
 def test_out_of_range(key, value):
@@ -161,6 +167,10 @@ def test_out_of_range(key, value):
         ("seed", 0),
         ("seed", 2**32 - 1),
         ("plot.misclassified", 0),
+        ("train.warmup", 0.0),
+        ("train.warmup", 0.99),
+        ("train.label_smoothing", 0.0),
+        ("train.label_smoothing", 0.5),
     ],
 )
 def test_boundary_values_are_accepted(key, value):

@@ -4,6 +4,9 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sklearn.metrics import precision_recall_fscore_support
 
 from pipeline import evaluation
 
@@ -65,6 +68,15 @@ def test_summarize_per_class_scores():
     assert per_class["2"] == {"precision": 1.0, "recall": 0.666667, "f1": 0.8, "support": 3}
     assert per_class["3"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2}
     assert per_class["7"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+
+
+@given(st.lists(st.tuples(st.integers(0, 9), st.integers(0, 9)), min_size=1, max_size=60))
+def test_per_class_scores_are_scikit_learns(pairs):
+    # The pipeline computed these with scikit-learn before; the figures in metrics.json must not move.
+    actual, predicted = (np.array(column) for column in zip(*pairs))
+    expected = precision_recall_fscore_support(actual, predicted, labels=list(range(10)), zero_division=0)
+    for ours, theirs in zip(evaluation.per_class_scores(evaluation.confusion(actual, predicted)), expected):
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
 
 
 def test_summarize_takes_train_and_val_figures_from_the_last_epoch():

@@ -237,6 +237,23 @@ def test_deep_cnn_shape_and_size():
     assert kinds.count("Conv2D") == 4 and kinds.count("BatchNormalization") == 5
 
 
+@pytest.mark.parametrize(
+    ("name", "count"),
+    [
+        ("mlp", 784 * 128 + 128 * 32 + 32 * 10),
+        # 26x26 outputs of a 3x3x1 kernel x 32, 11x11 of 3x3x32 x 64, then 1600 -> 128 -> 10
+        ("cnn", 26 * 26 * 9 * 32 + 11 * 11 * 9 * 32 * 64 + 1600 * 128 + 128 * 10),
+    ],
+)
+def test_multiply_adds_count_every_conv_pixel_and_dense_weight(name, count):
+    assert models.multiply_adds(models.build_model(dataclasses.replace(PARAMS, model=name))) == count
+
+
+def test_multiply_adds_grow_with_width_as_the_square_of_the_inner_layers():
+    one, two = (models.multiply_adds(models.build_model(dataclasses.replace(PARAMS, model="cnn", width=w))) for w in (1, 2))
+    assert 3.5 * one < two < 4 * one  # the first conv and the last dense grow only twofold
+
+
 SAVE_IN_A_NEW_PROCESS = """
 import dataclasses, sys
 from pipeline import config, models

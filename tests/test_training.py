@@ -62,6 +62,38 @@ def test_cosine_schedule_decays_to_zero_and_constant_does_not():
     assert training.learning_rate(dataclasses.replace(PARAMS, schedule="constant"), 100) == PARAMS.learning_rate
 
 
+@pytest.mark.parametrize(("schedule", "end"), [("cosine", 0.0), ("constant", 0.01)])
+def test_warmup_rises_linearly_from_zero_then_follows_the_schedule(schedule, end):
+    params = dataclasses.replace(PARAMS, schedule=schedule, learning_rate=0.01, warmup=0.1)
+    rate = training.learning_rate(params, 100)  # 3 epochs of 100 steps: 30 steps of warm-up
+    assert float(rate(0)) == pytest.approx(0.0, abs=1e-9)
+    assert float(rate(15)) == pytest.approx(0.005, rel=1e-3)
+    assert float(rate(30)) == pytest.approx(0.01, rel=1e-3)  # the peak, where the warm-up ends
+    assert float(rate(300)) == pytest.approx(end, abs=1e-9)
+    halfway = float(rate(165))  # halfway through the rest
+    assert halfway == pytest.approx(0.005 if schedule == "cosine" else 0.01, rel=1e-3)
+
+
+def test_label_smoothing_trains_on_one_hot_targets_moved_toward_uniform():
+    params = dataclasses.replace(PARAMS, label_smoothing=0.1)
+    loss = training.loss(params)
+    assert type(loss).__name__ == "CategoricalCrossentropy" and loss.label_smoothing == 0.1
+    assert training.loss(PARAMS) == "sparse_categorical_crossentropy"
+    images = square_images(4)
+    (_, targets), = training.batches(images, np.array([0, 3, 9, 3], np.uint8), 4, one_hot=True).take(1)
+    np.testing.assert_array_equal(targets.numpy().argmax(axis=1), [0, 3, 9, 3])
+    assert targets.shape == (4, 10) and targets.numpy().sum() == 4
+
+
+def test_fit_with_label_smoothing_and_warmup_reports_plain_accuracy():
+    images = np.random.default_rng(0).random((60, 28, 28), dtype=np.float32)
+    labels = (np.arange(60) % 10).astype(np.uint8)
+    params = dataclasses.replace(PARAMS, epochs=2, label_smoothing=0.2, warmup=0.3)
+    _, curve = training.fit((images[:40], labels[:40]), (images[40:], labels[40:]), params, 1, log=lambda line: None)
+    assert [row["epoch"] for row in curve] == [1, 2]
+    assert all(0 <= row["accuracy"] <= 1 and 0 <= row["val_accuracy"] <= 1 for row in curve)
+
+
 @pytest.mark.parametrize(
     ("setting", "devices", "expected"),
     [

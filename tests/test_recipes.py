@@ -1,0 +1,114 @@
+"""Named recipes (recipes.yaml): each a full, valid train section, run as a DVC experiment by
+`python -m pipeline.recipes NAME` with every value visible to `dvc exp show`."""
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dvc.utils.hydra import to_hydra_overrides
+
+from pipeline import config, recipes
+from pipeline.errors import ConfigError
+from tests.helpers import experiments
+from tests.helpers.repos import ROOT, run
+
+RECIPES = ROOT / "recipes.yaml"
+TRAIN_KEYS = [field for field in config.TrainConfig.__dataclass_fields__]
+
+
+def values_of(flags: list[str]) -> dict[str, object]:
+    """`-S train.KEY=VALUE` flags read back as `dvc exp run` reads them."""
+    assert flags[0::2] == ["-S"] * (len(flags) // 2)
+    return {override.key_or_group: override.value() for override in to_hydra_overrides(flags[1::2])}
+
+
+def test_the_issue_names_three_recipes_each_a_full_valid_train_section():
+    loaded = recipes.load(RECIPES)
+    assert list(loaded) == ["cnn_fast", "cnn_aug", "cnn_best"]
+    for values in loaded.values():
+        assert list(values) == TRAIN_KEYS  # every key, in params.yaml's order: nothing inherited
+        config.build_section(config.TrainConfig, values, "train.", "recipes.yaml")
+
+
+@pytest.mark.parametrize("name", ["cnn_fast", "cnn_aug", "cnn_best"])
+def test_the_command_sets_every_value_of_the_recipe_as_dvc_reads_it(name):
+    command = recipes.command(name, [], RECIPES)
+    assert command[:3] == ["dvc", "exp", "run"]
+    assert values_of(command[3:]) == recipes.overrides(recipes.load(RECIPES)[name])
+
+
+def test_options_after_the_name_go_to_dvc_after_the_recipes_values():
+    command = recipes.command("cnn_fast", ["-S", "train.epochs=1", "--queue"], RECIPES)
+    assert command[-3:] == ["-S", "train.epochs=1", "--queue"]  # later -S wins in dvc exp run
+
+
+def test_an_unknown_recipe_names_the_known_ones():
+    with pytest.raises(ConfigError, match=r"recipes.yaml: no recipe 'cnn_fats' \(known: cnn_fast, cnn_aug, cnn_best\)"):
+        recipes.get("cnn_fats", RECIPES)
+
+
+def test_the_command_refuses_an_unknown_recipe_in_one_line_without_running_dvc():
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.recipes", "cnn_fats"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert result.stderr == "error: recipes.yaml: no recipe 'cnn_fats' (known: cnn_fast, cnn_aug, cnn_best)\n"
+    assert result.stdout == ""  # dvc exp run was never printed, so never started
+
+
+def test_without_a_name_the_command_lists_the_recipes_and_their_values():
+    result = subprocess.run([sys.executable, "-m", "pipeline.recipes"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["cnn_fast", "cnn_aug", "cnn_best"]
+    assert "model=cnn " in lines[0] and "augment=true" in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("fast:\n  model: cnn\n", "recipes.yaml: recipe fast: missing key train.width"),
+        ("fast: 3\n", "recipes.yaml: recipe fast: train: expected a mapping, got int 3"),
+        ("[cnn]\n", "recipes.yaml: expected a mapping of recipe names to train values, got ['cnn']"),
+        ("fast: {model: cnn\n", "recipes.yaml: not valid YAML"),
+    ],
+)
+def test_a_broken_recipes_file_is_one_error_naming_the_recipe_and_key(tmp_path, text, message):
+    path = tmp_path / "recipes.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        recipes.load(path)
+    assert str(caught.value).startswith(message.replace("recipes.yaml", str(path)))
+    assert "\n" not in str(caught.value)
+
+
+def test_a_recipe_value_out_of_range_names_the_recipe_and_the_key(tmp_path):
+    real = recipes.load(RECIPES)["cnn_fast"]
+    path = tmp_path / "recipes.yaml"
+    path.write_text("fast:\n" + "".join(f"  {k}: {'0' if k == 'epochs' else recipes.set_value(v)}\n" for k, v in real.items()))
+    with pytest.raises(ConfigError, match=r"recipe fast: train.epochs: expected an integer in \[1, 1000\], got 0"):
+        recipes.load(path)
+
+
+NAMES = st.text(st.characters(categories=["L", "N", "P", "S", "Zs"]), max_size=12)  # what YAML text holds
+
+
+@given(st.one_of(st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False), NAMES))
+def test_every_value_is_written_so_dvc_reads_back_the_same_value_and_type(value):
+    (override,) = to_hydra_overrides([f"train.key={recipes.set_value(value)}"])
+    assert override.value() == value and type(override.value()) is type(value)
+
+
+@pytest.mark.slow
+def test_a_recipe_runs_as_an_experiment_whose_params_show_every_value(pipeline_repo):
+    # The shrunken pipeline's data, one short epoch: what is checked is where the values land.
+    command = [sys.executable, "-m", "pipeline.recipes", "cnn_fast", "-S", "train.epochs=1", "-n", "fast"]
+    result = run(command, cwd=pipeline_repo)
+    assert result.stdout.splitlines()[0].startswith("dvc exp run -S train.model=cnn -S train.width=1")
+    shown = experiments.params(experiments.show(pipeline_repo)["fast"])["train"]
+    expected = {**recipes.load(RECIPES)["cnn_fast"], "epochs": 1}
+    assert shown == expected
+    diff = run(["dvc", "params", "diff", "--json"], cwd=pipeline_repo).stdout
+    assert '"train.model"' in diff and '"train.label_smoothing"' in diff  # workspace vs HEAD: the recipe's
