@@ -48,6 +48,54 @@ def test_augmentation_is_reproducible_from_the_seed():
     assert not np.allclose(first[0], other[0])
 
 
+def augmented_once(**limits: float) -> np.ndarray:
+    make_deterministic(2)
+    params = dataclasses.replace(PARAMS, augment=True, **{f"augment_{key}": value for key, value in limits.items()})
+    images = square_images(200)
+    dataset = training.batches(images, np.zeros(200, np.uint8), 200, augment=training.augmenter(params, 2))
+    return next(iter(dataset))[0].numpy()
+
+
+def centres(images: np.ndarray) -> np.ndarray:
+    """Each image's centre of ink, (row, column)."""
+    rows, cols = np.indices((28, 28))
+    mass = images.sum(axis=(1, 2))
+    return np.stack([(images * rows).sum(axis=(1, 2)) / mass, (images * cols).sum(axis=(1, 2)) / mass], axis=1)
+
+
+def test_augmentation_with_every_limit_zero_leaves_the_digits_as_they_are():
+    np.testing.assert_allclose(augmented_once(shift=0, rotation=0, zoom=0), square_images(200), atol=1e-5)
+
+
+def test_shift_moves_ink_up_to_its_limit_in_both_directions():
+    moved = centres(augmented_once(shift=0.1, rotation=0, zoom=0)) - centres(square_images(200))
+    assert np.abs(moved).max() <= 0.1 * 28 + 1e-3
+    assert (moved < -1.5).any(axis=0).all() and (moved > 1.5).any(axis=0).all()  # both ways, both axes
+    np.testing.assert_allclose(augmented_once(shift=0.1, rotation=0, zoom=0).sum(axis=(1, 2)), 64, rtol=1e-4)
+
+
+def test_rotation_turns_about_the_centre_up_to_its_limit_both_ways():
+    make_deterministic(2)
+    params = dataclasses.replace(PARAMS, augment=True, augment_shift=0, augment_rotation=30, augment_zoom=0)
+    bars = np.zeros((100, 28, 28, 1), np.float32)
+    bars[:, 13:15, 4:24] = 1  # a horizontal bar through the centre
+    turned = np.asarray(training.augmenter(params, 2)(bars))[..., 0]
+    angles = []
+    for image in turned:
+        rows, cols = np.nonzero(image > 0.5)
+        angles.append(np.degrees(np.arctan(np.polyfit(cols - cols.mean(), rows - rows.mean(), 1)[0])))
+    assert max(np.abs(angles)) <= 30 + 2 and min(angles) < -15 and max(angles) > 15
+    np.testing.assert_allclose(centres(turned), 13.5, atol=0.1)
+
+
+def test_zoom_scales_about_the_centre_up_to_its_limit_both_ways():
+    zoomed = augmented_once(shift=0, rotation=0, zoom=0.5)
+    ink = zoomed.sum(axis=(1, 2))
+    assert ink.min() < 64 * 0.6 and ink.max() > 64 * 1.6  # down to 1/1.5 of the size, up to 1/0.5
+    assert ink.min() >= 64 / 1.5**2 * 0.95 and ink.max() <= 64 / 0.5**2 * 1.05
+    np.testing.assert_allclose(centres(zoomed), 13.5, atol=0.05)
+
+
 def test_no_augmentation_without_the_option():
     dataset = training.batches(square_images(20), np.zeros(20, np.uint8), 10, seed=1)
     np.testing.assert_array_equal(np.concatenate([x.numpy() for x, _ in dataset]), square_images(20))
