@@ -76,12 +76,12 @@ def set_value(value: object, key: str = "value") -> str:
 
 
 def _reads_back(text: str, value: object) -> bool:
-    from hydra.core.override_parser.overrides_parser import OverridesParser  # DVC's own parser of -S
-    from hydra.errors import HydraException
+    from dvc.utils.hydra import to_hydra_overrides  # how `dvc exp run -S` parses its values
 
     try:
-        parsed = OverridesParser.create().parse_override(f"key={text}").value()
-    except HydraException:
+        (override,) = to_hydra_overrides([f"key={text}"])
+        parsed = override.value()
+    except Exception:  # Hydra's OverrideParseException: text its grammar refuses
         return False
     return parsed == value and type(parsed) is type(value)
 

@@ -278,11 +278,18 @@ def test_same_weights_give_the_same_bytes_in_separate_processes(name, tmp_path):
 @pytest.mark.parametrize("name", ["cnn", "deep_cnn"])
 def test_conv_nets_train_with_every_option_and_reload(tmp_path, name):
     images, labels = random_digits(100)
-    params = dataclasses.replace(PARAMS, model=name, augment=True, schedule="cosine", dropout=0.2)
+    params = dataclasses.replace(
+        PARAMS, model=name, augment=True, schedule="cosine", dropout=0.2, warmup=0.2, label_smoothing=0.1
+    )
     model, history = training.fit((images[:80], labels[:80]), (images[80:], labels[80:]), params, seed=1, log=quiet)
     assert len(history) == 1
     models.save_model(model, tmp_path / f"{name}.keras")
+    models.save_model(model, tmp_path / "again.keras")
+    assert (tmp_path / f"{name}.keras").read_bytes() == (tmp_path / "again.keras").read_bytes()
+    # Compiled as saved: the smoothed loss and the warm-up schedule come back in safe mode.
     reloaded = models.load_model(tmp_path / f"{name}.keras")
+    assert reloaded.loss.label_smoothing == 0.1
+    assert reloaded.optimizer.learning_rate is not None
     np.testing.assert_array_equal(reloaded.predict(images, verbose=0), model.predict(images, verbose=0))
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline import config
+from pipeline import config, recipes
 from tests.helpers.markdown import code_blocks, outside_code_blocks, section
 from tests.helpers.repos import BIN, env
 from tests.helpers.repos import ROOT
@@ -30,6 +30,8 @@ EXPERIMENTS = DOCS / "experiments.md"  # the results table, its recipes, experim
 README_MAX_LINES = 200
 RESULTS = ROOT / "benchmarks" / "results.txt"
 PARAMS = ROOT / "params.yaml"
+RECIPES = ROOT / "recipes.yaml"
+RECIPE_COMMAND = "python -m pipeline.recipes"
 OPTION_PREFIX = "train."  # the table's options column is headed `-S train.…`
 
 
@@ -79,15 +81,16 @@ def results_rows() -> list[Row]:
     rows = []
     for line in lines[2:]:  # after the header and the |---| line
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        label, options, parameters, accuracy, seconds = cells
+        label, options, parameters, accuracy, seconds = cells[:5]  # then the CPU it ran on
         spans = re.findall(r"`([^`]*)`", options)
         assert spans or options.startswith("none"), f"row {label!r}: options neither `...` nor 'none'"
+        named = re.fullmatch(r"recipe `(\w+)`", options)  # a recipe of recipes.yaml: its values
         pairs = [f"{OPTION_PREFIX}{token}" for span in spans for token in span.split()]
         rows.append(
             Row(
                 label=label.replace("**", ""),
                 options_text=options,
-                options=parse_flags(pairs),
+                options=recipes.overrides(recipes.get(named.group(1), RECIPES)) if named else parse_flags(pairs),
                 parameters=int(parameters.replace(",", "")),
                 accuracy=re.search(r"\d+\.\d+% ± \d+\.\d+", accuracy).group(),
                 seconds=int(re.fullmatch(r"(\d+) s", seconds).group(1)),
@@ -115,6 +118,9 @@ def recorded_runs() -> list[Run]:
                     index += 1
             elif args[index] in ("-S", "--set"):
                 pairs.append(args[index + 1])
+                index += 2
+            elif args[index] == "--recipe":  # its values first, as seeds.py applies them
+                pairs = [f"{key}={value}" for key, value in recipes.overrides(recipes.get(args[index + 1], RECIPES)).items()] + pairs
                 index += 2
             else:
                 raise AssertionError(f"results.txt: unexpected argument {args[index]!r} in {command!r}")
@@ -196,11 +202,12 @@ def dvc_applies(tmp_path: Path, overrides: list[str]) -> list[dict]:
 
 
 def recipe_bullets() -> dict[str, str]:
-    """docs/experiments.md's Results section: its `- **label**: `dvc exp run ...`` lines: label -> the line."""
+    """docs/experiments.md's Results section: its `- **label**: `dvc exp run ...`` (or
+    `python -m pipeline.recipes NAME`) lines: label -> the line."""
     bullets = {}
     for line in section(EXPERIMENTS.read_text(), "Results").splitlines():
         match = re.match(r"- \*\*(.+?)\*\*", line)
-        if match and "`dvc " in line:
+        if match and ("`dvc " in line or f"`{RECIPE_COMMAND} " in line):
             bullets[match.group(1)] = line
     return bullets
 
@@ -273,7 +280,9 @@ def test_each_recipe_bullet_sets_what_its_table_row_sets(tmp_path):
     bullets = recipe_bullets()
     for label, line in bullets.items():
         assert label in rows, f"the bullet {label!r} has no row in the results table"
-        [command] = [span for span in re.findall(r"`([^`]*)`", line) if span.startswith("dvc exp run")]
+        [command] = [span for span in re.findall(r"`([^`]*)`", line) if span.startswith(("dvc exp run", RECIPE_COMMAND))]
+        if command.startswith(RECIPE_COMMAND):  # the command runs `dvc exp run` with these -S
+            command = " ".join(recipes.command(command.split()[-1], [], RECIPES))
         overrides = set_params(command)
         keys = {pair.split("=", 1)[0] for pair in overrides}
         assert keys == set(rows[label].options), (
