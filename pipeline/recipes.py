@@ -14,7 +14,6 @@ parameter, are dropped.
 import argparse
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 from pipeline import config, paths
