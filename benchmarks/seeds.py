@@ -69,11 +69,8 @@ def export_line(metrics: dict, exported: dict) -> str:
 
 
 def compute_line(repo: Path, output: str) -> str:
-    """Operations per image, the GFLOP/s training achieved over its epochs, and the CPU's peak.
-
-    Training one image is counted as three forward passes (forward, and the gradients with
-    respect to activations and to weights), two operations per multiply-add.
-    """
+    """Operations per image, the GFLOP/s training achieved over its epochs, and the CPU's peak;
+    training counted as `models.multiply_adds` says (three forward passes, two operations each)."""
     from pipeline import models  # imports TensorFlow: only once a run has finished
 
     params = config.load(repo / "params.yaml")

@@ -63,7 +63,7 @@ def set_value(value: object, key: str = "value") -> str:
     DVC parses `-S` values with Hydra's override grammar: `true` is a bool, `10` an int, and a
     string that would read as something else (`'10'`, `'a b'`) goes in quotes.
     """
-    text = str(value).lower() if isinstance(value, bool) else repr(value) if isinstance(value, float) else str(value)
+    text = str(value).lower() if isinstance(value, bool) else str(value)
     if not _reads_back(text, value):
         # Hydra's quoted strings: a quote is escaped by a backslash, and so is a run of backslashes
         # only where it comes before a quote or the end.

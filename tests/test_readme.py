@@ -109,7 +109,7 @@ def recorded_runs() -> list[Run]:
         ends = [n for n, line in enumerate(output) if not line.strip() or line.startswith("#")]
         output = output[: ends[0] if ends else len(output)]  # what follows is another run's
         args = shlex.split(command[2:])[2:]
-        seeds, pairs, index = [], [], 0
+        seeds, pairs, recipe, index = [], [], {}, 0
         while index < len(args):
             if args[index] == "--seeds":
                 index += 1
@@ -119,8 +119,8 @@ def recorded_runs() -> list[Run]:
             elif args[index] in ("-S", "--set"):
                 pairs.append(args[index + 1])
                 index += 2
-            elif args[index] == "--recipe":  # its values first, as seeds.py applies them
-                pairs = [f"{key}={value}" for key, value in recipes.overrides(recipes.get(args[index + 1], RECIPES)).items()] + pairs
+            elif args[index] == "--recipe":  # its values, under any -S, as seeds.py applies them
+                recipe = recipes.overrides(recipes.get(args[index + 1], RECIPES))
                 index += 2
             else:
                 raise AssertionError(f"results.txt: unexpected argument {args[index]!r} in {command!r}")
@@ -129,7 +129,7 @@ def recorded_runs() -> list[Run]:
         runs.append(
             Run(
                 seeds=seeds or [1, 2, 3],  # seeds.py's default
-                flags=parse_flags(pairs),
+                flags={**recipe, **parse_flags(pairs)},
                 accuracy=mean.group(1) if mean else None,
                 mean_seconds=int(mean.group(2)) if mean else None,
                 parameters={int(n) for n in re.findall(r"^seed \d+: .*\bparams (\d+)", text, re.M)},

@@ -1,5 +1,6 @@
 """Named recipes (recipes.yaml): each a full, valid train section, run as a DVC experiment by
 `python -m pipeline.recipes NAME` with every value visible to `dvc exp show`."""
+import dataclasses
 import subprocess
 import sys
 
@@ -15,7 +16,7 @@ from tests.helpers import experiments
 from tests.helpers.repos import ROOT, run
 
 RECIPES = ROOT / "recipes.yaml"
-TRAIN_KEYS = [field for field in config.TrainConfig.__dataclass_fields__]
+TRAIN_KEYS = [field.name for field in dataclasses.fields(config.TrainConfig)]
 
 
 def values_of(flags: list[str]) -> dict[str, object]:
