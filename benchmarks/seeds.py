@@ -20,8 +20,8 @@ from common import cpu_name, cpu_peak, fresh_copy, measure, parse_overrides
 
 from pipeline import config, recipes
 
-# The train stage's line per epoch ends with the epoch's wall time: "(9.8 s)".
-EPOCH_SECONDS = re.compile(r"^epoch +\d+/\d+ .*\((\d+(?:\.\d+)?) s\)$", re.MULTILINE)
+# The train stage's line per epoch (an ensemble's starts "member 2/3") ends with the epoch's wall time: "(9.8 s)".
+EPOCH_SECONDS = re.compile(r"^(?:member \d+/\d+ +)?epoch +\d+/\d+ .*\((\d+(?:\.\d+)?) s\)$", re.MULTILINE)
 
 
 def main() -> None:

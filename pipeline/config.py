@@ -21,6 +21,7 @@ SCHEDULES = ("constant", "cosine")
 DISTRIBUTE = ("auto", "off")
 # Upper bounds: an integer with none reaches TensorFlow, which dies with a traceback on 2**63.
 MAX_EPOCHS = 1000  # the reference run takes 15; a thousand is past any use, so more is a typo
+MAX_ENSEMBLE = 10  # each member costs a whole training run: more is a typo
 TRAINING_IMAGES = 60_000  # MNIST's training set: no batch can be larger
 
 
@@ -50,6 +51,7 @@ class TrainConfig:
     augment_rotation: float  # largest rotation, in degrees
     augment_zoom: float  # largest zoom in or out, as a fraction
     distribute: str  # auto (all GPUs when more than one) | off
+    ensemble: int  # networks trained from different seeds, their probabilities averaged; 1: one network
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "train.augment_rotation": (lambda v: 0 <= v <= 180, "a number of degrees in [0, 180]"),
     "train.augment_zoom": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "train.distribute": (lambda v: v in DISTRIBUTE, f"one of {', '.join(DISTRIBUTE)}"),
+    "train.ensemble": (lambda v: 1 <= v <= MAX_ENSEMBLE, f"an integer in [1, {MAX_ENSEMBLE}]"),
     "plot.samples": (lambda v: 1 <= v <= 100, "an integer in [1, 100]"),
     "plot.misclassified": (lambda v: 0 <= v <= 100, "an integer in [0, 100]"),
     # The stage also refuses a sample larger than the training split it draws from.

@@ -29,8 +29,35 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 def build_model(params: TrainConfig) -> Any:
-    """Build (uncompiled) the network named by `params.model`: the function of that name here."""
+    """Build (uncompiled) what `train` trains: the network named by `params.model`, or with
+    `params.ensemble` > 1, that many of them averaged into one model."""
+    if params.ensemble == 1:
+        return build_network(params)
+    return average([build_network(params) for _ in range(params.ensemble)])
+
+
+def build_network(params: TrainConfig) -> Any:
+    """Build (uncompiled) one network named by `params.model`: the function of that name here."""
     return BUILDERS[params.model](params)
+
+
+def average(members: list[Any]) -> Any:
+    """One model whose output is the mean of the members' digit probabilities.
+
+    An ensemble as a single Keras model saves, loads, exports and serves like one network, so no
+    stage after `train` needs to know. It holds copies of the members' weights only: a trained
+    member's optimizer state would otherwise be saved, and exported, with it. The copies are
+    named `cnn_1`, `cnn_2`, ...: a model's layer names must be unique.
+    """
+    inputs = keras().Input(shape=IMAGE_SHAPE)
+    copies = []
+    for number, member in enumerate(members, start=1):
+        copy = type(member).from_config(member.get_config())  # uncompiled, where clone_model compiles
+        copy.set_weights(member.get_weights())
+        copy.name = f"{member.name}_{number}"
+        copies.append(copy)
+    outputs = keras().layers.Average(name="average")([copy(inputs) for copy in copies])
+    return keras().Model(inputs, outputs, name=f"ensemble_of_{len(members)}")
 
 
 def _dropout(rate: float) -> list[Any]:
@@ -134,6 +161,9 @@ def multiply_adds(model: Any) -> int:
     """
     total = 0
     for layer in model.layers:
+        if isinstance(layer, keras().Model):  # an ensemble's member: its own layers
+            total += multiply_adds(layer)
+            continue
         kernel = getattr(layer, "kernel", None)
         if kernel is None:
             continue

@@ -22,7 +22,7 @@ def tensorflow() -> Any:
     # they train the conv nets about twice as fast, with op determinism kept (benchmarks/results.txt);
     # on everywhere, every machine runs the same kernels.
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-    with quiet(fds=(2,)), _without_sklearn():
+    with quiet(fds=(2,)), _without_unused_extras():
         import tensorflow as tf
 
         tf.config.list_physical_devices("GPU")  # the CUDA probe logs here, not at import
@@ -30,18 +30,23 @@ def tensorflow() -> Any:
     return tf
 
 
+# Packages Keras imports eagerly, whenever installed, for features nothing here uses: scikit-learn
+# for its scikit-learn wrappers (about 0.9 s), matplotlib.pyplot for its image gallery (0.75 s).
+UNUSED_BY_KERAS = ("sklearn", "matplotlib")
+
+
 @contextlib.contextmanager
-def _without_sklearn() -> Iterator[None]:
-    """Keras imports scikit-learn (about 0.9 s) for its scikit-learn wrappers, which nothing here
-    uses, whenever it is installed; hide it for the import only. It stays importable afterwards."""
-    if "sklearn" in sys.modules:
-        yield
-        return
-    sys.modules["sklearn"] = None  # `import sklearn` raises ImportError, which Keras handles
+def _without_unused_extras() -> Iterator[None]:
+    """Hide UNUSED_BY_KERAS while Keras imports, unless already imported; each stays importable
+    afterwards (the plot stage's matplotlib, the tests' scikit-learn)."""
+    hidden = [name for name in UNUSED_BY_KERAS if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # `import name` raises ImportError, which Keras handles
     try:
         yield
     finally:
-        del sys.modules["sklearn"]
+        for name in hidden:
+            del sys.modules[name]
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ import numpy as np
 from pipeline.artifacts import LEARNING_CURVE_COLUMNS
 from pipeline.config import TrainConfig
 from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES
-from pipeline.models import INFERENCE_BATCH, build_model
+from pipeline.models import INFERENCE_BATCH, average, build_network
 from pipeline.tf import keras, make_deterministic, tensorflow
 
 
@@ -126,18 +126,52 @@ def fit(
     """Build, compile and train the configured model; return it and its learning curve
     (loss and accuracy per epoch).
 
-    `device_type` is what `train.distribute: auto` spreads over; tests pass "CPU" to split the
-    CPU into logical devices.
+    With `ensemble` > 1, each member is trained as one network would be, from seed
+    `member_seed(seed, k)`, one after another; the model returned averages their probabilities
+    (`models.average`) and the curve is the members' mean. `device_type` is what
+    `train.distribute: auto` spreads over; tests pass "CPU" to split the CPU into logical devices.
     """
-    make_deterministic(seed)
-    steps_per_epoch = -(-len(train[0]) // params.batch_size)
-    with strategy(params.distribute, device_type).scope():
-        model = build_model(params)
-        model.compile(
-            optimizer=keras().optimizers.Adam(learning_rate=learning_rate(params, steps_per_epoch)),
-            loss=loss(params),
-            metrics=["accuracy"],
+    if params.ensemble == 1:
+        return fit_network(train, val, params, seed, log, device_type)
+    members, curves = [], []
+    for k in range(params.ensemble):
+        prefix = f"member {k + 1}/{params.ensemble}  "
+        member, curve = fit_network(
+            train, val, params, member_seed(seed, k), lambda line: log(prefix + line), device_type
         )
+        members.append(member)
+        curves.append(curve)
+    model = average(members)
+    # Compiled as each member was, with the optimizer's state built (fresh), so that the saved
+    # model loads compiled without warnings and can be evaluated or trained on.
+    compile_model(model, params, len(train[0]))
+    model.optimizer.build(model.trainable_variables)
+    curve = [
+        {"epoch": rows[0]["epoch"], **{key: float(np.mean([row[key] for row in rows])) for key in LEARNING_CURVE_COLUMNS[1:]}}
+        for rows in zip(*curves)
+    ]
+    return model, curve
+
+
+def member_seed(seed: int, k: int) -> int:
+    """The seed of an ensemble's member k: `seed` for the first, so an ensemble's first member is
+    the network a single run trains; 1000 apart, so that runs with seeds 1, 2, 3 share no member."""
+    return (seed + 1000 * k) % 2**32
+
+
+def fit_network(
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    params: TrainConfig,
+    seed: int,
+    log: Any = print,
+    device_type: str = "GPU",
+) -> tuple[Any, list[dict[str, float]]]:
+    """Build, compile and train one network, seeded by `seed`; return it and its learning curve."""
+    make_deterministic(seed)
+    with strategy(params.distribute, device_type).scope():
+        model = build_network(params)
+        compile_model(model, params, len(train[0]))
     augment = augmenter(params, seed) if params.augment else None
     one_hot = params.label_smoothing > 0
     result = model.fit(
@@ -153,6 +187,16 @@ def fit(
         for epoch in range(params.epochs)
     ]
     return model, curve
+
+
+def compile_model(model: Any, params: TrainConfig, images: int) -> None:
+    """Adam on the configured rate schedule over `images` per epoch, the configured loss, accuracy."""
+    steps_per_epoch = -(-images // params.batch_size)
+    model.compile(
+        optimizer=keras().optimizers.Adam(learning_rate=learning_rate(params, steps_per_epoch)),
+        loss=loss(params),
+        metrics=["accuracy"],
+    )
 
 
 def epoch_log(epochs: int, log: Any) -> Any:

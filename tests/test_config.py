@@ -117,6 +117,8 @@ def test_missing_key(key):
         ("train.learning_rate", False),
         ("train.warmup", "10%"),
         ("train.label_smoothing", True),
+        ("train.ensemble", 2.0),
+        ("train.ensemble", "three"),
         ("fetch.source", 3),
         ("train.model", None),
     ],
@@ -148,6 +150,8 @@ def test_wrong_type(key, value):
         ("train.warmup", -0.1),
         ("train.label_smoothing", 1),  # every target the same: nothing left to learn
         ("train.label_smoothing", -0.5),
+        ("train.ensemble", 0),
+        ("train.ensemble", 11),
     ],
 )
 def test_out_of_range(key, value):
@@ -171,6 +175,8 @@ def test_out_of_range(key, value):
         ("train.warmup", 0.99),
         ("train.label_smoothing", 0.0),
         ("train.label_smoothing", 0.5),
+        ("train.ensemble", 1),
+        ("train.ensemble", 10),
     ],
 )
 def test_boundary_values_are_accepted(key, value):

@@ -157,3 +157,17 @@ def test_export_metrics_are_listed_for_dvc_metrics_diff():
     stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["export"]
     assert stage["metrics"] == [{paths.EXPORT_METRICS.as_posix(): {"cache": False}}]
     assert {paths.SAVED_MODEL.as_posix(), paths.LITERT_FLOAT32.as_posix(), paths.LITERT_INT8.as_posix()} <= set(stage["outs"])
+
+
+def test_an_ensemble_exports_like_one_network(model, digits, tmp_path):
+    sharper = template_model()
+    kernel, bias = sharper.layers[-1].get_weights()
+    sharper.layers[-1].set_weights([2 * kernel, bias])  # a member that differs from the first
+    ensemble = models.average([template_model(), sharper])
+    expected = ensemble(digits, training=False).numpy()
+    assert not np.allclose(expected, model(digits, training=False).numpy())
+    np.testing.assert_allclose(LiteRTModel(export.to_litert(ensemble), "model.tflite")(digits), expected, atol=1e-5)
+    int8 = LiteRTModel(export.to_litert(ensemble, digits), "model_int8.tflite")(digits)
+    assert list(int8.argmax(axis=1)) == list(range(10)) * 4
+    version_dir = export.save_saved_model(ensemble, tmp_path / "saved_model")
+    np.testing.assert_allclose(export.saved_model_probabilities(version_dir, digits, batch=16), expected, atol=1e-6)

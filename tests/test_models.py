@@ -259,17 +259,17 @@ import dataclasses, sys
 from pipeline import config, models
 from pipeline.tf import make_deterministic
 make_deterministic(7)
-params = dataclasses.replace(config.load().train, model=sys.argv[1])
-models.save_model(models.build_model(params), sys.argv[2])
+params = dataclasses.replace(config.load().train, model=sys.argv[1], ensemble=int(sys.argv[2]))
+models.save_model(models.build_model(params), sys.argv[3])
 """
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn", "deep_cnn"])
-def test_same_weights_give_the_same_bytes_in_separate_processes(name, tmp_path):
+@pytest.mark.parametrize(("name", "ensemble"), [("mlp", 1), ("cnn", 1), ("deep_cnn", 1), ("cnn", 3)])
+def test_same_weights_give_the_same_bytes_in_separate_processes(name, ensemble, tmp_path):
     # Keras writes id() values into config.json; two processes lay out memory differently.
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for output in ("first.keras", "second.keras"):
-        command = [sys.executable, "-c", SAVE_IN_A_NEW_PROCESS, name, str(tmp_path / output)]
+        command = [sys.executable, "-c", SAVE_IN_A_NEW_PROCESS, name, str(ensemble), str(tmp_path / output)]
         subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
     assert (tmp_path / "first.keras").read_bytes() == (tmp_path / "second.keras").read_bytes()
     assert models.load_model(tmp_path / "first.keras").count_params() > 0
@@ -307,3 +307,75 @@ def test_full_disk_during_the_scratch_save_is_one_line_naming_the_model(model, t
     with pytest.raises(DataError, match=r"model.keras: cannot write \(scratch copy in .*\): No space left on device"):
         models.save_model(model, tmp_path / "model.keras")
     assert not (tmp_path / "model.keras").exists()
+
+
+@pytest.mark.parametrize(("name", "single"), [("mlp", 104_938), ("cnn", 225_034)])
+def test_an_ensemble_is_one_model_of_its_members_averaged(name, single):
+    params = dataclasses.replace(PARAMS, model=name, ensemble=3)
+    ensemble = models.build_model(params)
+    assert ensemble.input_shape == (None, 28, 28) and ensemble.output_shape == (None, 10)
+    members = [layer for layer in ensemble.layers if isinstance(layer, keras().Model)]
+    assert [member.name for member in members] == [f"{name}_1", f"{name}_2", f"{name}_3"]
+    assert ensemble.count_params() == 3 * single
+    one = models.multiply_adds(models.build_model(dataclasses.replace(params, ensemble=1)))
+    assert models.multiply_adds(ensemble) == 3 * one
+    images, _ = random_digits(8)
+    expected = np.mean([member.predict(images, verbose=0) for member in members], axis=0)
+    np.testing.assert_allclose(ensemble.predict(images, verbose=0), expected, atol=1e-6)
+
+
+def test_an_ensembles_members_are_the_networks_single_runs_of_their_seeds_train(tmp_path):
+    images, labels = random_digits(200)
+    train, val = (images[:160], labels[:160]), (images[160:], labels[160:])
+    params = dataclasses.replace(PARAMS, epochs=2, ensemble=2)
+    messages = []
+    ensemble, history = training.fit(train, val, params, seed=3, log=messages.append)
+    singles = [training.fit(train, val, dataclasses.replace(params, ensemble=1), seed=s, log=quiet) for s in (3, 1003)]
+    members = [layer for layer in ensemble.layers if isinstance(layer, keras().Model)]
+    for member, (single, _) in zip(members, singles, strict=True):
+        assert weights_equal(member, single)
+    assert [re.match(r"member \d/\d  epoch \d/\d", message).group() for message in messages] == [
+        "member 1/2  epoch 1/2", "member 1/2  epoch 2/2", "member 2/2  epoch 1/2", "member 2/2  epoch 2/2"
+    ]
+    # The curve is the members' mean, epoch by epoch.
+    for row, first, second in zip(history, singles[0][1], singles[1][1], strict=True):
+        assert row["epoch"] == first["epoch"]
+        assert row["val_loss"] == pytest.approx((first["val_loss"] + second["val_loss"]) / 2)
+    # Saved and reloaded as one compiled model that evaluates, byte-stably, predicting the same.
+    models.save_model(ensemble, tmp_path / "ensemble.keras")
+    models.save_model(ensemble, tmp_path / "again.keras")
+    assert (tmp_path / "ensemble.keras").read_bytes() == (tmp_path / "again.keras").read_bytes()
+    # The members' weights, not their optimizers' state too: no bigger than the single runs' files.
+    for number, (single, _) in enumerate(singles):
+        models.save_model(single, tmp_path / f"single{number}.keras")
+    singles_size = sum((tmp_path / f"single{number}.keras").stat().st_size for number in range(2))
+    assert (tmp_path / "ensemble.keras").stat().st_size < 1.05 * singles_size
+    reloaded = models.load_model(tmp_path / "ensemble.keras")
+    np.testing.assert_array_equal(reloaded.predict(images, verbose=0), ensemble.predict(images, verbose=0))
+    assert type(reloaded.optimizer).__name__ == "Adam"
+    loss, accuracy = reloaded.evaluate(images, labels, verbose=0)
+    assert np.isfinite(loss) and 0 <= accuracy <= 1
+
+
+def test_member_seeds_differ_across_the_benchmark_seeds_and_stay_in_range():
+    seeds = {training.member_seed(seed, k) for seed in (1, 2, 3) for k in range(10)}
+    assert len(seeds) == 30
+    assert training.member_seed(5, 0) == 5
+    assert 0 <= training.member_seed(2**32 - 1, 9) < 2**32
+
+
+IMPORT_KERAS = """
+import sys
+from pipeline.tf import keras
+keras()
+print(sorted({"sklearn", "matplotlib"} & set(sys.modules)))
+import matplotlib.pyplot, sklearn.metrics
+print("importable after")
+"""
+
+
+def test_keras_loads_neither_scikit_learn_nor_matplotlib_and_both_stay_importable():
+    # Keras imports both eagerly for features nothing here uses: 1.6 s of each TensorFlow stage.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-c", IMPORT_KERAS], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    assert run.stdout.split("\n")[:2] == ["[]", "importable after"]
