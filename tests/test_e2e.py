@@ -1,10 +1,12 @@
 """The real `dvc repro` on a shrunken pipeline in a temporary git repo, and the real data route."""
 import json
 import re
+import sys
 import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from pipeline import datasets, fetch
 from tests.helpers import experiments
@@ -55,6 +57,21 @@ def test_repro_rebuilds_only_what_changed(pipeline_repo):
     assert {"loss", "accuracy", "confusion", "metrics/plots/confusion.png"} <= set(plots)
     confusion = plots["confusion"][0]["content"]["data"]["values"]
     assert len(confusion) == 500 and {"actual", "predicted"} <= set(confusion[0])
+
+
+def test_an_ensemble_runs_through_every_stage_as_one_model(pipeline_repo, tmp_path):
+    result = run(["dvc", "exp", "run", "-S", "train.ensemble=2"], cwd=pipeline_repo)
+    assert re.findall(r"^member (\d/\d)  epoch 1/1 ", result.stdout, re.M) == ["1/2", "2/2"]
+    metrics = json.loads((pipeline_repo / "metrics/metrics.json").read_text())
+    assert metrics["params"] == 2 * 104938 and metrics["test_accuracy"] > 0.5
+    curve = (pipeline_repo / "metrics/learning_curve.csv").read_text().splitlines()
+    assert len(curve) == 2  # the header and epoch 1: the members' mean, not a row per member
+    exported = json.loads((pipeline_repo / "metrics/export.json").read_text())
+    assert exported["litert_float32"]["agreement"] == 1.0
+    image = tmp_path / "digit.png"
+    Image.fromarray((np.load(pipeline_repo / "data/prepared/test.npz")["images"][0] * 255).astype(np.uint8)).save(image)
+    predicted = run([sys.executable, "-m", "pipeline.predict", str(image)], cwd=pipeline_repo).stdout
+    assert re.match(rf"{re.escape(str(image))}: \d \(", predicted), predicted  # the ensemble names a digit
 
 
 def test_bad_param_stops_the_stage_with_one_line(pipeline_repo):
