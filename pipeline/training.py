@@ -10,6 +10,9 @@ from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES
 from pipeline.models import INFERENCE_BATCH, average, build_network
 from pipeline.tf import keras, make_deterministic, tensorflow
 
+Split = tuple[np.ndarray, np.ndarray]  # images, labels
+Curve = list[dict[str, float]]  # a row per epoch: LEARNING_CURVE_COLUMNS
+
 
 def augmenter(params: TrainConfig, seed: int) -> Any:
     """Random shift, rotation and zoom of a batch of (N, 28, 28, 1) images, seeded.
@@ -116,13 +119,8 @@ def loss(params: TrainConfig) -> Any:
 
 
 def fit(
-    train: tuple[np.ndarray, np.ndarray],
-    val: tuple[np.ndarray, np.ndarray],
-    params: TrainConfig,
-    seed: int,
-    log: Any = print,
-    device_type: str = "GPU",
-) -> tuple[Any, list[dict[str, float]]]:
+    train: Split, val: Split, params: TrainConfig, seed: int, log: Any = print, device_type: str = "GPU"
+) -> tuple[Any, Curve]:
     """Build, compile and train the configured model; return it and its learning curve
     (loss and accuracy per epoch).
 
@@ -146,8 +144,9 @@ def fit(
     # model loads compiled without warnings and can be evaluated or trained on.
     compile_model(model, params, len(train[0]))
     model.optimizer.build(model.trainable_variables)
+    columns = LEARNING_CURVE_COLUMNS[1:]
     curve = [
-        {"epoch": rows[0]["epoch"], **{key: float(np.mean([row[key] for row in rows])) for key in LEARNING_CURVE_COLUMNS[1:]}}
+        {"epoch": rows[0]["epoch"], **{key: float(np.mean([row[key] for row in rows])) for key in columns}}
         for rows in zip(*curves)
     ]
     return model, curve
@@ -160,13 +159,8 @@ def member_seed(seed: int, k: int) -> int:
 
 
 def fit_network(
-    train: tuple[np.ndarray, np.ndarray],
-    val: tuple[np.ndarray, np.ndarray],
-    params: TrainConfig,
-    seed: int,
-    log: Any = print,
-    device_type: str = "GPU",
-) -> tuple[Any, list[dict[str, float]]]:
+    train: Split, val: Split, params: TrainConfig, seed: int, log: Any = print, device_type: str = "GPU"
+) -> tuple[Any, Curve]:
     """Build, compile and train one network, seeded by `seed`; return it and its learning curve."""
     make_deterministic(seed)
     with strategy(params.distribute, device_type).scope():
