@@ -134,9 +134,8 @@ def fit(
     members, curves = [], []
     for k in range(params.ensemble):
         prefix = f"member {k + 1}/{params.ensemble}  "
-        member, curve = fit_network(
-            train, val, params, member_seed(seed, k), lambda line: log(prefix + line), device_type
-        )
+        member_log = lambda line, prefix=prefix: log(prefix + line)  # noqa: E731 (bound now, not at call time)
+        member, curve = fit_network(train, val, params, member_seed(seed, k), member_log, device_type)
         members.append(member)
         curves.append(curve)
     model = average(members)
