@@ -101,6 +101,16 @@ def test_no_augmentation_without_the_option():
     np.testing.assert_array_equal(np.concatenate([x.numpy() for x, _ in dataset]), square_images(20))
 
 
+@pytest.mark.parametrize("augment", [False, True])
+def test_batches_run_without_tf_data_autotuning(augment):
+    # Its thread held `fit` idle for up to 20 s after the last epoch (docs/speed.md): deleting
+    # the iterator waits for that thread's sleep between tuning rounds to end.
+    params = dataclasses.replace(PARAMS, augment=augment)
+    augmenter = training.augmenter(params, 1) if augment else None
+    dataset = training.batches(square_images(20), np.zeros(20, np.uint8), 10, seed=1, augment=augmenter)
+    assert dataset.options().autotune.enabled is False
+    assert sum(len(x) for x, _ in dataset) == 20  # every image still comes through, once
+
 def test_cosine_schedule_decays_to_zero_and_constant_does_not():
     cosine = training.learning_rate(dataclasses.replace(PARAMS, schedule="cosine", learning_rate=0.01), 100)
     total = PARAMS.epochs * 100
