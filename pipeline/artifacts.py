@@ -155,17 +155,19 @@ def load_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
 
 
 def save_split(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    """One prepared split: uint8 pixels (N, 28, 28), as MNIST has them, and N labels."""
     save_arrays(path, {"images": images, "labels": labels})
 
 
 def load_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A prepared split's images, scaled to float32 in [0, 1], and its labels."""
     data = load_arrays(path, ("images", "labels"))
     images, labels = data["images"], data["labels"]
-    if len(images) != len(labels) or images.ndim != 3:
+    if images.dtype != np.uint8 or images.shape[1:] != datasets.IMAGE_SHAPE or len(images) != len(labels):
         rows, cols = datasets.IMAGE_SHAPE
-        expected = f"expected images (N, {rows}, {cols}) and N labels"
-        raise file_error(path, f"{expected}, got {images.shape} and {labels.shape}")
-    return images, labels
+        expected = f"expected uint8 images (N, {rows}, {cols}) and N labels"
+        raise file_error(path, f"{expected}, got {images.dtype} {images.shape} and {labels.shape}")
+    return datasets.scale(images), labels
 
 
 def save_json(path: Path, obj: Any) -> None:

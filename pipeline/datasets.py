@@ -38,6 +38,11 @@ IDX_NAMES = {
 _IDX_UBYTE = 0x08
 
 
+def scale(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels to float32 in [0, 1]: what the models take."""
+    return images.astype(np.float32) / np.float32(255)
+
+
 def fingerprint(data: dict[str, np.ndarray]) -> str:
     """SHA-256 over the four arrays' bytes (uint8, C order), in KEYS order."""
     digest = hashlib.sha256()

@@ -1,7 +1,7 @@
-"""Scale pixels to [0, 1] and split off a stratified validation set.
+"""Split off a stratified validation set.
 
-Reads data/raw/mnist.npz; writes data/prepared/{train,val,test}.npz (`images` float32 28x28,
-`labels` uint8).
+Reads data/raw/mnist.npz; writes data/prepared/{train,val,test}.npz (`images` uint8 28x28,
+scaled to [0, 1] as each stage loads them; `labels` uint8).
 """
 from pipeline import artifacts, cli, config, datasets, paths, preprocessing
 

@@ -6,7 +6,7 @@ import stat
 import numpy as np
 import pytest
 
-from pipeline import artifacts, paths
+from pipeline import artifacts, datasets, paths
 from pipeline.errors import DataError
 
 LEARNING_CURVE = [
@@ -18,7 +18,7 @@ LEARNING_CURVE = [
 def sample_arrays() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     return {
-        "images": rng.random((6, 28, 28), dtype=np.float32),
+        "images": rng.integers(0, 256, (6, 28, 28), dtype=np.uint8),
         "labels": np.arange(6, dtype=np.uint8),
     }
 
@@ -63,25 +63,36 @@ def test_a_file_that_is_no_output_gets_no_restore_hint(tmp_path, monkeypatch):
     assert "dvc" not in str(error.value) and "checkout" not in str(error.value)
 
 
-def test_split_round_trip(tmp_path):
+def test_split_round_trip_scales_pixels_to_the_unit_interval(tmp_path):
     arrays = sample_arrays()
+    arrays["images"][0, 0, :3] = [0, 51, 255]
     artifacts.save_split(tmp_path / "val.npz", arrays["images"], arrays["labels"])
     images, labels = artifacts.load_split(tmp_path / "val.npz")
-    np.testing.assert_array_equal(images, arrays["images"])
+    assert images.dtype == np.float32 and images.shape == (6, 28, 28)
+    np.testing.assert_array_equal(images[0, 0, :3], np.array([0.0, 0.2, 1.0], np.float32))
+    np.testing.assert_array_equal(images, arrays["images"] / np.float32(255))
     np.testing.assert_array_equal(labels, arrays["labels"])
+
+
+def test_scale_keeps_every_grey_level_distinct_in_the_unit_interval():
+    scaled = datasets.scale(np.arange(256, dtype=np.uint8))
+    assert scaled.dtype == np.float32 and scaled.min() == 0.0 and scaled.max() == 1.0
+    assert np.all(np.diff(scaled) > 0)
 
 
 @pytest.mark.parametrize(
     "images, labels",
     [
-        (np.zeros((6, 28, 28), np.float32), np.zeros(5, np.uint8)),  # one label short
-        (np.zeros((6, 784), np.float32), np.zeros(6, np.uint8)),  # flat images
+        (np.zeros((6, 28, 28), np.uint8), np.zeros(5, np.uint8)),  # one label short
+        (np.zeros((6, 784), np.uint8), np.zeros(6, np.uint8)),  # flat images
+        (np.zeros((6, 28, 28), np.float32), np.zeros(6, np.uint8)),  # scaled already: an older preprocess's
+        (np.zeros((6, 28, 28), np.int64), np.zeros(6, np.uint8)),
     ],
 )
 def test_load_split_rejects_inconsistent_arrays(tmp_path, monkeypatch, images, labels):
     monkeypatch.chdir(tmp_path)
     artifacts.save_arrays(paths.prepared("train"), {"images": images, "labels": labels})
-    with pytest.raises(DataError, match=r"train.npz: expected images .*`dvc checkout --force data/prepared/train.npz`"):
+    with pytest.raises(DataError, match=r"train.npz: expected uint8 images \(N, 28, 28\) and N labels, got .*`dvc checkout --force data/prepared/train.npz`"):
         artifacts.load_split(paths.prepared("train"))
 
 

@@ -69,7 +69,7 @@ def test_an_ensemble_runs_through_every_stage_as_one_model(pipeline_repo, tmp_pa
     exported = json.loads((pipeline_repo / "metrics/export.json").read_text())
     assert exported["litert_float32"]["agreement"] == 1.0
     image = tmp_path / "digit.png"
-    Image.fromarray((np.load(pipeline_repo / "data/prepared/test.npz")["images"][0] * 255).astype(np.uint8)).save(image)
+    Image.fromarray(np.load(pipeline_repo / "data/prepared/test.npz")["images"][0]).save(image)
     predicted = run([sys.executable, "-m", "pipeline.predict", str(image)], cwd=pipeline_repo).stdout
     assert re.match(rf"{re.escape(str(image))}: \d \(", predicted), predicted  # the ensemble names a digit
 

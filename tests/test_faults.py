@@ -349,7 +349,7 @@ class ScratchModel:
 WRITERS = {
     "write_bytes": lambda path: artifacts.write_bytes(path, b"new" * 1000),
     "save_arrays": lambda path: artifacts.save_arrays(path, {"x": np.arange(1000)}),
-    "save_split": lambda path: artifacts.save_split(path, np.zeros((2, 28, 28), np.float32), np.arange(2)),
+    "save_split": lambda path: artifacts.save_split(path, np.zeros((2, 28, 28), np.uint8), np.arange(2)),
     "save_json": lambda path: artifacts.save_json(path, {"test_accuracy": 0.5}),
     "save_csv": lambda path: artifacts.save_csv(path, [{"actual": 1, "predicted": 2}]),
     "save_learning_curve": lambda path: artifacts.save_learning_curve(path, [{"epoch": 1, "loss": 0.5}]),

@@ -159,7 +159,7 @@ def test_evaluate_refuses_a_model_of_the_wrong_shape_before_predicting(tmp_path,
 
     monkeypatch.chdir(tmp_path)
     images, labels = random_digits(20)
-    artifacts.save_split(paths.prepared("test"), images, labels)
+    artifacts.save_split(paths.prepared("test"), (images * 255).astype(np.uint8), labels)
     artifacts.save_learning_curve(paths.LEARNING_CURVE, [{"epoch": 1, "loss": 1.0, "accuracy": 0.5, "val_loss": 1.0, "val_accuracy": 0.5}])
     models.save_model(wrong_model((28, 28), 3), paths.MODEL)  # scored, this would die of an IndexError
     with pytest.raises(DataError) as error:

@@ -1,4 +1,4 @@
-"""Scaling and the stratified, seeded validation split."""
+"""The stratified, seeded validation split."""
 import numpy as np
 import pytest
 
@@ -12,19 +12,6 @@ CLASS_COUNTS = {0: 100, 1: 50, 2: 200, 3: 7, 4: 13}
 def shuffled_labels(seed: int = 0) -> np.ndarray:
     labels = np.concatenate([np.full(count, digit) for digit, count in CLASS_COUNTS.items()])
     return np.random.default_rng(seed).permutation(labels).astype(np.uint8)
-
-
-def test_scale():
-    images = np.array([[0, 51, 255]], dtype=np.uint8)
-    scaled = preprocessing.scale(images)
-    assert scaled.dtype == np.float32
-    np.testing.assert_array_equal(scaled, np.array([[0.0, 0.2, 1.0]], dtype=np.float32))
-
-
-def test_scale_stays_in_the_unit_interval():
-    scaled = preprocessing.scale(np.arange(256, dtype=np.uint8))
-    assert scaled.min() == 0.0 and scaled.max() == 1.0
-    assert np.all(np.diff(scaled) > 0)
 
 
 def test_stratified_split_holds_out_each_class_in_proportion():
@@ -72,11 +59,11 @@ def test_prepare():
     assert sorted(splits) == ["test", "train", "val"]
     assert [len(splits[name][1]) for name in ("train", "val", "test")] == [40, 10, 7]
     for images, labels in splits.values():
-        assert images.dtype == np.float32 and images.shape[1:] == (28, 28)
+        assert images.dtype == np.uint8 and images.shape[1:] == (28, 28)  # scaled when loaded
         assert len(images) == len(labels)
         assert labels.dtype == np.uint8
     test_images, test_labels = splits["test"]
-    np.testing.assert_array_equal(test_images, raw["x_test"].astype(np.float32) / 255)
+    np.testing.assert_array_equal(test_images, raw["x_test"])
     np.testing.assert_array_equal(test_labels, raw["y_test"])
 
 
@@ -87,4 +74,4 @@ def test_prepare_keeps_images_with_their_labels():
     splits = preprocessing.prepare(raw, val_fraction=0.2, seed=3)
     for name in ("train", "val"):
         images, labels = splits[name]
-        np.testing.assert_array_equal(np.rint(images[:, 0, 0] * 255 / 50), labels)
+        np.testing.assert_array_equal(images[:, 0, 0] / 50, labels)
