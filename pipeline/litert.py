@@ -18,14 +18,16 @@ from pipeline.tf import quiet
 class LiteRTModel:
     """A .tflite classifier of MNIST digits: call it with digits, get probabilities."""
 
-    def __init__(self, content: bytes, source: str) -> None:
+    def __init__(self, content: bytes, source: str, threads: int | None = None) -> None:
+        """`threads`: the interpreter's, None for LiteRT's default (one). More split each batch's
+        work and give the same bytes; worth it where nothing else runs, as in the export stage."""
         from ai_edge_litert.interpreter import Interpreter  # not at import: the module stays light
 
         if not content:  # the interpreter would say "`model_path` or `model_content` must be specified"
             raise artifacts.file_error(Path(source), "not a loadable LiteRT model (empty file)")
         try:
             with quiet(fds=(2,)):  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-                self.interpreter = Interpreter(model_content=content)
+                self.interpreter = Interpreter(model_content=content, num_threads=threads)
         except (ValueError, RuntimeError) as error:
             # file_error: a damaged exported model is named with the `dvc checkout` that restores it
             problem = f"not a loadable LiteRT model ({first_line(error)})"

@@ -4,6 +4,8 @@ Reads models/model.keras, data/prepared/{train,test}.npz and metrics/predictions
 model's answers); writes models/saved_model/1/, models/model_float32.tflite,
 models/model_int8.tflite and metrics/export.json.
 """
+import os
+
 from pipeline import artifacts, cli, config, export, litert, models, paths
 
 
@@ -20,7 +22,8 @@ def main() -> None:
     scores = {"saved_model": export.scores(probabilities, labels, keras_predicted, export.folder_size(paths.SAVED_MODEL))}
     for (name, content), path in zip(litert_models.items(), (paths.LITERT_FLOAT32, paths.LITERT_INT8)):
         artifacts.write_bytes(path, content)
-        probabilities = litert.LiteRTModel(content, str(path))(test_images)
+        # Every core: the stage has the machine to itself (1.3 s less for the cnn on 2 cores).
+        probabilities = litert.LiteRTModel(content, str(path), threads=os.cpu_count())(test_images)
         scores[name] = export.scores(probabilities, labels, keras_predicted, len(content))
     artifacts.save_json(paths.EXPORT_METRICS, scores)
     for name, score in scores.items():

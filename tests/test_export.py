@@ -56,6 +56,15 @@ def test_litert_int8_is_quantized_smaller_and_reads_the_same_digits(float32, int
     assert list(LiteRTModel(int8, "model_int8.tflite")(digits).argmax(axis=1)) == list(range(10)) * 4
 
 
+@pytest.mark.parametrize("model_bytes", ["float32", "int8"])
+def test_litert_on_several_threads_gives_the_same_bytes(model_bytes, digits, request):
+    content = request.getfixturevalue(model_bytes)
+    many = np.concatenate([digits] * 30)
+    one = LiteRTModel(content, "model.tflite")(many)
+    assert LiteRTModel(content, "model.tflite", threads=1)(many).tobytes() == one.tobytes()
+    assert LiteRTModel(content, "model.tflite", threads=4)(many).tobytes() == one.tobytes()
+
+
 def test_litert_batches_across_the_inference_batch_give_the_same_answers(float32, digits):
     many = np.concatenate([digits] * 60)  # 2,400 digits: three calls of up to 1,024
     litert = LiteRTModel(float32, "model.tflite")
