@@ -81,8 +81,8 @@ def without_autotuning() -> Any:
 
     Deleting an iterator waits for that thread to wake from its sleep between tuning rounds:
     after the last epoch, training sat idle for 0-20 s (docs/speed.md). Without it, AUTOTUNE
-    above means one map call per core and a prefetch buffer that grows as it is drained, which
-    kept every epoch as fast.
+    above means a map call per core (up to 16) and a prefetch buffer that grows whenever the
+    model finds it empty, which kept every epoch as fast.
     """
     options = tensorflow().data.Options()
     options.autotune.enabled = False
