@@ -422,6 +422,29 @@ def test_a_full_disk_during_the_models_scratch_save_names_the_model(capsys):
     assert re.fullmatch(r"error: m.keras: cannot write \(scratch copy in \S+\): No space left\n", capsys.readouterr().err)
 
 
+@pytest.mark.parametrize(
+    "body, code, out, err",
+    [
+        ("print('done', end='')", 0, "done", ""),  # buffered in a pipe: flushed, not lost
+        ("print('half', end=''); raise DataError('x.npz: damaged')", 1, "half", "error: x.npz: damaged\n"),
+    ],
+)
+def test_skip_teardown_flushes_and_exits_with_the_stages_code_past_atexit(body, code, out, err):
+    snippet = textwrap.dedent(f"""
+        import atexit
+        from pipeline import cli
+        from pipeline.errors import DataError
+        atexit.register(lambda: print("teardown ran"))
+
+        def main():
+            {body}
+
+        cli.run(main, skip_teardown=True)
+    """)
+    result = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, cwd=ROOT, env=env(PYTHONPATH=str(ROOT)), timeout=60)
+    assert (result.returncode, result.stdout, result.stderr) == (code, out + ("teardown ran\n" if code else ""), err)
+
+
 def test_an_oserror_that_is_a_bug_keeps_its_traceback():
     with pytest.raises(FileNotFoundError):
         cli.run(lambda: open("/nonexistent/input"))
