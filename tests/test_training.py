@@ -111,6 +111,7 @@ def test_batches_run_without_tf_data_autotuning(augment):
     assert dataset.options().autotune.enabled is False
     assert sum(len(x) for x, _ in dataset) == 20  # every image still comes through, once
 
+
 def test_cosine_schedule_decays_to_zero_and_constant_does_not():
     cosine = training.learning_rate(dataclasses.replace(PARAMS, schedule="cosine", learning_rate=0.01), 100)
     total = PARAMS.epochs * 100

@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from pipeline.datasets import path_problem
+from pipeline.datasets import path_problem, scale
 from pipeline.errors import ImageError
 
 # Only these decoders are ever run on an input: fewer parsers exposed to untrusted bytes.
@@ -141,7 +141,7 @@ def to_gray(image: Image.Image, name: Any = "image") -> np.ndarray:
         rgba = image.convert("RGBA")
         paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(paper, rgba)
-    return np.asarray(image.convert("L"), dtype=np.float32) / np.float32(255)
+    return scale(np.asarray(image.convert("L")))
 
 
 def finite(values: np.ndarray, name: Any) -> np.ndarray:
@@ -158,7 +158,7 @@ def from_array(array: np.ndarray, name: str = "array") -> np.ndarray:
         raise ImageError(f"{name}: expected a 2-D grayscale or HxWx3/4 colour array, got shape {array.shape}")
     check_size((array.shape[1], array.shape[0]), name)
     if array.dtype == np.uint8:
-        values = array.astype(np.float32) / np.float32(255)
+        values = scale(array)
     else:
         values = np.clip(finite(array.astype(np.float32), name), 0.0, 1.0)
     if array.ndim == 2:
