@@ -196,3 +196,59 @@ def test_pixel_count_reads_the_header_only_and_is_zero_for_no_image():
     # refused as soon as its header is read, like any bytes that are no image
     assert images.pixel_count(png_claiming(100_000, 100_000)) == 0
     assert images.pixel_count(b"not an image") == images.pixel_count(b"") == 0
+
+
+def alpha_only_seven(ink: int) -> Image.Image:
+    """A drawing app's export: every pixel the colour `ink`, the "7" only in the alpha channel."""
+    shape = Image.new("L", (60, 60), 0)
+    from PIL import ImageDraw
+
+    ImageDraw.Draw(shape).line([(15, 12), (45, 12), (25, 50)], fill=255, width=5)
+    image = Image.new("RGBA", (60, 60), (ink, ink, ink, 0))
+    image.putalpha(shape)
+    return image
+
+
+@pytest.mark.parametrize("ink", [255, 0], ids=["white-ink", "black-ink"])
+def test_a_shape_only_in_the_alpha_channel_is_kept(tmp_path, ink):
+    gray = images.load_gray(saved(tmp_path, alpha_only_seven(ink), "export.png"))
+    stroke, around = gray[12, 30], gray[30, 5]  # on the 7's bar, and far from it
+    assert abs(stroke - around) == pytest.approx(1.0)
+    assert stroke == ink / 255
+
+
+@pytest.mark.parametrize("bits", [10, 12, 16])
+def test_deep_pngs_are_read_by_the_bits_they_use(tmp_path, bits):
+    top = 2**bits - 1
+    values = np.zeros((20, 20), np.uint16)
+    values[5:15, 9:11] = top  # a "1" at full scale of its depth
+    path = tmp_path / "deep.png"
+    Image.fromarray(values).save(path)
+    assert Image.open(path).mode.startswith("I")  # really a 16-bit file
+    gray = images.load_gray(path)
+    assert gray.max() == 1.0 and gray.min() == 0.0
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.array([[0, 128, 255]] * 8 * 3).reshape(8 * 3, 3).repeat(4, axis=1),
+        np.array([[0.0, 128.0, 255.0]] * 24).repeat(4, axis=1),
+        np.array([[0, 128, 255]] * 24, dtype=np.int16).repeat(4, axis=1),
+    ],
+    ids=["int64-0-255", "float-0-255", "int16-0-255"],
+)
+def test_arrays_of_the_8_bit_range_are_scaled_not_clipped(array):
+    unit = array.astype(np.float32) / 255
+    np.testing.assert_allclose(images.from_array(array), unit, atol=1e-6)
+    np.testing.assert_allclose(images.from_array(unit), unit, atol=1e-6)  # the same digit either way
+
+
+@pytest.mark.parametrize(("low", "high"), [(-1.0, 1.0), (0.0, 70000.0), (-255.0, 0.0)])
+def test_an_array_in_no_known_range_is_one_line_naming_the_range(low, high):
+    array = np.linspace(low, high, 24 * 24).reshape(24, 24)
+    with pytest.raises(ImageError) as caught:
+        images.from_array(array, "scan")
+    message = str(caught.value)
+    assert message.startswith("scan: pixel values span ") and f"{low:g} to {high:g}" in message
+    assert "\n" not in message

@@ -1,13 +1,19 @@
 """MNIST's normalisation applied to any picture: the model must see what it was trained on."""
+from pathlib import Path
+
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from pipeline.predict import normalise
+from pipeline.predict import images, normalise
 from tests.helpers import realistic
 from pipeline.predict.images import ImageError
 from tests.helpers.glyphs import glyph
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def gray(image: Image.Image) -> np.ndarray:
@@ -111,3 +117,92 @@ def test_a_two_tone_digit_normalises_like_its_blurred_copy(dark_on_light):
 def test_nothing_left_to_crop_is_an_image_error_not_a_crash():
     with pytest.raises(ImageError, match="scan.png: no digit found"):
         normalise._crop_digit(np.zeros((30, 30), np.float32), "scan.png")
+
+
+# --- the families of input users send, each from the image alone ---------------------------------
+def mnist_like_seven() -> np.ndarray:
+    """A 7 made as MNIST's digits were: drawn large, box-filtered into the 20x20 box (so its
+    edges are gray), placed in the 28x28 field by its centre of mass."""
+    big = Image.new("L", (200, 200), 0)
+    ImageDraw.Draw(big).line([(30, 25), (170, 25), (80, 190)], fill=255, width=22)
+    box = big.crop(big.getbbox())
+    width, height = box.size
+    small = box.resize((round(20 * width / height), 20), Image.Resampling.BOX)
+    return normalise._centre_by_mass(np.asarray(small, np.float32) / 255)
+
+
+def seven_on(paper: float, ink: float, side: int = 160, at: tuple[int, int] = (0, 0), canvas: int = 0) -> np.ndarray:
+    """mnist_like_seven's shape, `side` pixels tall, as `ink` on `paper`, `at` an offset in a
+    canvas of `canvas` pixels a side (default: a margin of half the side all round)."""
+    shape = np.asarray(Image.fromarray(mnist_like_seven()).resize((side, side), Image.Resampling.BILINEAR))
+    size = canvas or 2 * side
+    page = np.zeros((size, size), np.float32)
+    top, left = (size - side) // 2 + at[0], (size - side) // 2 + at[1]
+    page[top : top + side, left : left + side] = np.clip(shape, 0, 1)
+    return (paper + (ink - paper) * page).astype(np.float32)
+
+
+def test_an_mnist_form_digit_keeps_its_gray_edges():
+    digit = mnist_like_seven()
+    edges = (digit > 0.05) & (digit < 0.95)
+    out = normalise.to_mnist(digit)
+    assert np.abs(out - digit).max() < 0.1  # Otsu's threshold made the edges paper: 0.6 off
+    assert ((out > 0.05) & (out < 0.95)).sum() >= 0.9 * edges.sum()
+
+
+def test_a_sheet_on_a_dark_desk_is_paper_not_the_digit():
+    reference = normalise.to_mnist(mnist_like_seven())
+    photo = np.full((400, 400), 0.12, np.float32)  # the desk, most of the frame
+    photo += np.random.default_rng(1).normal(0, 0.02, photo.shape).astype(np.float32)  # its grain
+    photo[120:330, 110:290] = seven_on(paper=0.9, ink=0.15, side=120, canvas=210)[:, 15:195]
+    out = normalise.to_mnist(np.clip(photo, 0, 1))
+    assert similarity(out, reference) > 0.9  # the old border rule read a filled square
+
+
+@pytest.mark.parametrize(("paper", "ink"), [(0.45, 0.05), (0.3, 0.02), (0.55, 0.95), (0.2, 0.6)])
+def test_dim_or_any_paper_level_gives_the_digit(paper, ink):
+    reference = normalise.to_mnist(seven_on(paper=0.0, ink=1.0))  # the same picture, MNIST's levels
+    assert similarity(normalise.to_mnist(seven_on(paper, ink)), reference) > 0.95
+
+
+@pytest.mark.parametrize("name", ["pen-4.png", "marker-7.png", "test53-label5.jpg"])
+def test_the_examples_darkened_to_60_percent_read_alike(name):
+    gray = images.load_gray(EXAMPLES / name)
+    assert similarity(normalise.to_mnist(gray * 0.6), normalise.to_mnist(gray)) > 0.95
+
+
+def test_a_ruled_page_loses_its_lines_and_keeps_the_digit():
+    reference = normalise.to_mnist(mnist_like_seven())
+    page = seven_on(paper=0.9, ink=0.1, side=150)
+    page[::24][:, :] -= 0.3  # faint lines, one pixel, every 24 rows: through the digit too
+    page[1::24][:, :] -= 0.3
+    assert similarity(normalise.to_mnist(np.clip(page, 0, 1)), reference) > 0.9
+
+
+def test_uneven_light_on_a_blank_page_is_still_blank():
+    rows, cols = np.mgrid[0:300, 0:400] / 400
+    page = 0.4 + 0.4 * rows + 0.2 * cols + np.random.default_rng(2).normal(0, 0.01, rows.shape)
+    with pytest.raises(ImageError, match="^page.jpg: no digit found"):
+        normalise.to_mnist(np.clip(page, 0, 1).astype(np.float32), "page.jpg")
+
+
+PICTURES = settings(max_examples=40, deadline=None)
+
+
+@PICTURES
+@given(
+    paper=st.floats(0.0, 1.0),
+    contrast=st.floats(0.3, 1.0),
+    dark_ink=st.booleans(),
+    side=st.integers(24, 200),
+    offset=st.tuples(st.floats(-0.4, 0.4), st.floats(-0.4, 0.4)),
+)
+def test_the_digit_survives_paper_level_polarity_contrast_size_and_place(paper, contrast, dark_ink, side, offset):
+    ink = paper - contrast if dark_ink else paper + contrast
+    assume(0.0 <= ink <= 1.0)
+    at = (int(offset[0] * side * 2), int(offset[1] * side * 2))  # anywhere, the digit whole in the frame
+    picture = seven_on(paper, ink, side=side, at=at, canvas=3 * side)
+    # Against the same size at MNIST's levels: only resampling a smaller or larger copy differs.
+    reference = normalise.to_mnist(seven_on(paper=0.0, ink=1.0, side=side, canvas=3 * side))
+    assert similarity(normalise.to_mnist(picture), reference) > 0.95
+    assert similarity(normalise.to_mnist(picture), normalise.to_mnist(mnist_like_seven())) > 0.8

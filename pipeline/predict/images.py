@@ -24,6 +24,8 @@ MAX_PIXELS = 50_000_000
 # on a blank 8-bit page; photos and scans sit below 20). More means damaged, or a bomb.
 MAX_PIXELS_PER_BYTE = 1000
 MIN_SIDE = 8
+# The depths that deep images are written with: 10-, 12- and 14-bit sensors store into 16 bits.
+SAMPLE_BITS = (10, 12, 14, 16)
 # EXIF orientation -> the turn that shows the stored pixels upright (the table in Pillow's
 # ImageOps.exif_transpose, which also rewrites the metadata, and fails on damaged tags doing so).
 ORIENTATION_TAG = 0x0112
@@ -132,16 +134,52 @@ def upright(image: Image.Image) -> Image.Image:
 
 
 def to_gray(image: Image.Image, name: Any = "image") -> np.ndarray:
-    """Luminance in [0, 1]; transparent parts count as white paper."""
+    """Luminance in [0, 1]; transparent parts as the background that the drawn parts stand on."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        values = finite(np.asarray(image, dtype=np.float32), name)
-        top = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 1.0)
-        return np.clip(values / top, 0.0, 1.0)
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(paper, rgba)
+        return unit_range(np.asarray(image), name)
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        return flatten_alpha(image.convert("RGBA"))
     return scale(np.asarray(image.convert("L")))
+
+
+def flatten_alpha(rgba: Image.Image) -> np.ndarray:
+    """An RGBA image's luminance over a background that contrasts with what is opaque in it.
+
+    Drawing apps export white ink on a transparent background as often as black ink: the shape
+    is then only in the alpha channel, and compositing on white (or black) alone would erase
+    one of the two. Transparent is whichever of black or white the opaque pixels are not.
+    """
+    values = scale(np.asarray(rgba))
+    alpha = values[..., 3]
+    luminance = scale(np.asarray(rgba.convert("RGB").convert("L")))
+    coverage = float(alpha.sum())
+    drawn = float((luminance * alpha).sum()) / coverage if coverage > 0 else 0.0
+    background = 0.0 if drawn > 0.5 else 1.0
+    return (alpha * luminance + (1 - alpha) * background).astype(np.float32)
+
+
+def unit_range(values: np.ndarray, name: Any) -> np.ndarray:
+    """Pixel values of any numeric type as float32 in [0, 1], by the range they are in.
+
+    [0, 1] is taken as it is and [0, 255] as 8-bit; 16-bit data is scaled by the bits it uses
+    (a 12-bit camera or scanner writes 0-4095 into 16-bit files, and dividing by 65535 would
+    leave it nearly black). Any other range is no image this can read, and is said so.
+    """
+    values = finite(np.asarray(values, dtype=np.float64), name)
+    if values.size == 0:
+        return values.astype(np.float32)
+    low, high = float(values.min()), float(values.max())
+    if low >= 0 and high <= 1:
+        top = 1.0
+    elif low >= 0 and high <= 255:
+        top = 255.0
+    elif low >= 0 and high <= 65535:
+        top = float(2 ** next(bits for bits in SAMPLE_BITS if high < 2**bits) - 1)
+    else:
+        raise ImageError(
+            f"{name}: pixel values span {low:g} to {high:g}; expected 0 to 1, 0 to 255, or 16-bit data (0 to 65535)"
+        )
+    return (values / top).astype(np.float32)
 
 
 def finite(values: np.ndarray, name: Any) -> np.ndarray:
@@ -152,15 +190,17 @@ def finite(values: np.ndarray, name: Any) -> np.ndarray:
 
 
 def from_array(array: np.ndarray, name: str = "array") -> np.ndarray:
-    """Accept a 2-D grayscale or 3-D RGB(A) array: uint8 in 0-255 or floats in [0, 1]."""
+    """Accept a 2-D grayscale or 3-D RGB(A) array of any numeric type, its values in [0, 1],
+    [0, 255] or 16-bit (`unit_range`)."""
     array = np.asarray(array)
+    if array.dtype == np.bool_:  # a mask: True is ink or paper as any two-level image
+        array = array.astype(np.uint8) * 255
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
         raise ImageError(f"{name}: expected a 2-D grayscale or HxWx3/4 colour array, got shape {array.shape}")
+    if not (np.issubdtype(array.dtype, np.number) and not np.issubdtype(array.dtype, np.complexfloating)):
+        raise ImageError(f"{name}: expected an array of numbers, got dtype {array.dtype}")
     check_size((array.shape[1], array.shape[0]), name)
-    if array.dtype == np.uint8:
-        values = scale(array)
-    else:
-        values = np.clip(finite(array.astype(np.float32), name), 0.0, 1.0)
+    values = scale(array) if array.dtype == np.uint8 else unit_range(array, name)
     if array.ndim == 2:
         return values
     mode = "RGBA" if array.shape[2] == 4 else "RGB"
