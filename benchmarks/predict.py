@@ -1,6 +1,6 @@
 """Predicting new images: accuracy on a realistic test set, throughput, latency, CLI cold start.
 
-The realistic set is MNIST's test split rendered as photos of ink on paper (`tests/helpers/realistic.py`):
+The realistic set is MNIST's test split rendered as photos of ink on paper (`pipeline/render/photos.py`):
 never the training split. Run from the repo root after `dvc repro` (it reads the prepared test
 split, the Keras model and the export stage's LiteRT models):
 
@@ -11,6 +11,7 @@ image from a cold start in under a second, where importing TensorFlow alone take
 measured in the same run), and LiteRT names the Keras model's digit on the photos.
 """
 import argparse
+import io
 import os
 import statistics
 import subprocess
@@ -26,7 +27,7 @@ from common import ENV, ROOT, cpu_name
 from pipeline import artifacts, paths
 from pipeline.predict import Predictor
 from pipeline.predict.predictor import default_model
-from tests.helpers import realistic
+from pipeline import render
 
 
 def accuracy(predictions, labels: np.ndarray) -> float:
@@ -97,7 +98,7 @@ def main() -> None:
     print(f"{cpu_name()}, {os.cpu_count()} cores; model {args.model}; {len(labels)} test digits, seed {args.seed}")
 
     mnist = float(np.mean(predictor.probabilities(images).argmax(axis=1) == labels))
-    pictures = realistic.render_set(images, args.seed)
+    pictures = [Image.open(io.BytesIO(content)) for content in render.render_set("photos", images, args.seed)]
     started = time.perf_counter()
     predicted = predictor.predict(pictures)
     chain_seconds = time.perf_counter() - started

@@ -23,6 +23,7 @@ DISTRIBUTE = ("auto", "off")
 MAX_EPOCHS = 1000  # the reference run takes 15; a thousand is past any use, so more is a typo
 MAX_ENSEMBLE = 10  # each member costs a whole training run: more is a typo
 TRAINING_IMAGES = 60_000  # MNIST's training set: no batch can be larger
+TEST_IMAGES = 10_000  # MNIST's test set: the field set is rendered from it alone
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,12 @@ class TrainConfig:
     warmup: float  # fraction of the steps over which the rate rises linearly from 0 first
     label_smoothing: float  # weight moved from the true digit's target to all ten evenly
     dropout: float  # rate for the model's dropout layers; 0 removes them
-    augment: bool  # random shifts, rotations and zoom of training batches
+    augment: bool  # random shifts, rotations, zoom, stroke widths and elastic distortion of training batches
     augment_shift: float  # largest shift, as a fraction of the image side
     augment_rotation: float  # largest rotation, in degrees
     augment_zoom: float  # largest zoom in or out, as a fraction
+    augment_stroke: float  # largest thickening or thinning of the strokes, in pixels of width
+    augment_elastic: float  # strength of the elastic distortion: its displacements' RMS per axis, in pixels
     distribute: str  # auto (all GPUs when more than one) | off
     ensemble: int  # networks trained from different seeds, their probabilities averaged; 1: one network
 
@@ -66,6 +69,11 @@ class ExportConfig:
 
 
 @dataclass(frozen=True)
+class FieldConfig:
+    images: int  # test digits rendered per source of the field set
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int
     fetch: FetchConfig
@@ -73,6 +81,7 @@ class Params:
     train: TrainConfig
     plot: PlotConfig
     export: ExportConfig
+    field: FieldConfig
 
 
 # Range checks, by dotted key: (test, what was expected).
@@ -92,12 +101,17 @@ CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "train.augment_shift": (lambda v: 0 <= v <= 0.5, "a number in [0, 0.5]"),
     "train.augment_rotation": (lambda v: 0 <= v <= 180, "a number of degrees in [0, 180]"),
     "train.augment_zoom": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    # 4 pixels more is twice MNIST's pen; 4 fewer erases its strokes. Elastic displacements of
+    # 4 pixels RMS (Simard et al. used about 1.4) leave few digits readable: more is a typo.
+    "train.augment_stroke": (lambda v: 0 <= v <= 4, "a number of pixels in [0, 4]"),
+    "train.augment_elastic": (lambda v: 0 <= v <= 4, "a number of pixels in [0, 4]"),
     "train.distribute": (lambda v: v in DISTRIBUTE, f"one of {', '.join(DISTRIBUTE)}"),
     "train.ensemble": (lambda v: 1 <= v <= MAX_ENSEMBLE, f"an integer in [1, {MAX_ENSEMBLE}]"),
     "plot.samples": (lambda v: 1 <= v <= 100, "an integer in [1, 100]"),
     "plot.misclassified": (lambda v: 0 <= v <= 100, "an integer in [0, 100]"),
     # The stage also refuses a sample larger than the training split it draws from.
     "export.representative_images": (lambda v: 1 <= v <= TRAINING_IMAGES, f"an integer in [1, {TRAINING_IMAGES}]"),
+    "field.images": (lambda v: 1 <= v <= TEST_IMAGES, f"an integer in [1, {TEST_IMAGES}]"),
 }
 
 

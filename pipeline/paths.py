@@ -26,9 +26,10 @@ METRICS = METRICS_DIR / "metrics.json"
 PREDICTIONS = METRICS_DIR / "predictions.csv"
 PLOTS_DIR = METRICS_DIR / "plots"
 EXPORT_METRICS = METRICS_DIR / "export.json"
+FIELD_METRICS = METRICS_DIR / "field.json"  # the exported model on images made from the test split
 # Outputs with `cache: false` in dvc.yaml: committed to git, so every clone has them. A missing
 # one is a change to report and is restored by git; DVC caches (and `dvc pull`s) the rest.
-GIT_TRACKED = (DATASET_INFO, LEARNING_CURVE, METRICS, PREDICTIONS, PLOTS_DIR, EXPORT_METRICS)
+GIT_TRACKED = (DATASET_INFO, LEARNING_CURVE, METRICS, PREDICTIONS, PLOTS_DIR, EXPORT_METRICS, FIELD_METRICS)
 
 # Written by `python -m pipeline.report` and `python -m pipeline.history`, not by DVC stages.
 REPORT_DIR = Path("report")
@@ -50,6 +51,7 @@ STAGE_OUTPUTS = {
     "evaluate": [METRICS, PREDICTIONS],
     "plot": [PLOTS_DIR],
     "export": [SAVED_MODEL, LITERT_FLOAT32, LITERT_INT8, EXPORT_METRICS],
+    "field": [FIELD_METRICS],
 }
 
 

@@ -121,6 +121,10 @@ def test_missing_key(key):
         ("train.ensemble", "three"),
         ("fetch.source", 3),
         ("train.model", None),
+        ("train.augment_stroke", "thick"),
+        ("train.augment_stroke", True),
+        ("train.augment_elastic", [2]),
+        ("train.augment_elastic", False),
     ],
 )
 def test_wrong_type(key, value):
@@ -152,6 +156,12 @@ def test_wrong_type(key, value):
         ("train.label_smoothing", -0.5),
         ("train.ensemble", 0),
         ("train.ensemble", 11),
+        ("train.augment_stroke", -1),
+        ("train.augment_stroke", 4.5),  # wider than twice MNIST's pen, or no stroke left
+        ("train.augment_stroke", 1e9),
+        ("train.augment_elastic", -0.5),
+        ("train.augment_elastic", 5),
+        ("train.augment_elastic", 10**6),
     ],
 )
 def test_out_of_range(key, value):
@@ -177,12 +187,25 @@ def test_out_of_range(key, value):
         ("train.label_smoothing", 0.5),
         ("train.ensemble", 1),
         ("train.ensemble", 10),
+        ("train.augment_stroke", 0),
+        ("train.augment_stroke", 4),
+        ("train.augment_elastic", 0.0),
+        ("train.augment_elastic", 4),
     ],
 )
 def test_boundary_values_are_accepted(key, value):
     params = config.parse(changed({key: value}))
     section, _, name = key.rpartition(".")
     assert getattr(getattr(params, section) if section else params, name) == value
+
+
+@pytest.mark.parametrize("key", ["train.augment_stroke", "train.augment_elastic"])
+@pytest.mark.parametrize(
+    "value, expected",
+    [(-1, "a number of pixels in [0, 4], got -1.0"), (28, "a number of pixels in [0, 4], got 28.0"), ("2px", "a number, got str '2px'")],
+)
+def test_a_bad_stroke_or_elastic_limit_is_one_line_naming_its_key(key, value, expected):
+    assert error_for(changed({key: value})) == f"params.yaml: {key}: expected {expected}"
 
 
 def test_integer_learning_rate_becomes_a_float():

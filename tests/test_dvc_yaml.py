@@ -80,7 +80,7 @@ def is_cached(stage: dict, name: str) -> bool:
 def test_one_stage_per_module_in_pipeline_order():
     modules = sorted(p.stem for p in (ROOT / "stages").glob("*.py") if p.stem != "__init__")
     assert sorted(STAGES) == modules
-    assert list(STAGES) == ["fetch", "preprocess", "train", "evaluate", "plot", "export"]
+    assert list(STAGES) == ["fetch", "preprocess", "train", "evaluate", "plot", "export", "field"]
     assert list(STAGES) == list(paths.STAGE_OUTPUTS)
 
 
@@ -108,7 +108,7 @@ def test_outs_and_data_deps(name):
 @pytest.mark.parametrize("name", list(STAGES))
 def test_params_by_key(name):
     script = (ROOT / "stages" / f"{name}.py").read_text()
-    used = set(re.findall(r"\bparams\.(seed|fetch|preprocess|train|plot|export)\b", script))
+    used = set(re.findall(r"\bparams\.(seed|fetch|preprocess|train|plot|export|field)\b", script))
     assert set(STAGES[name].get("params", [])) == used
 
 

@@ -13,7 +13,8 @@ from tests.helpers import experiments
 from tests.helpers.repos import ran_stages, run, set_params
 
 pytestmark = pytest.mark.slow
-ALL_STAGES = ["fetch", "preprocess", "train", "evaluate", "plot", "export"]
+ALL_STAGES = ["fetch", "preprocess", "train", "evaluate", "plot", "export", "field"]
+FIELD_SOURCES = ["mnist_png", "photos", "drawn", "scans", "app_exports"]
 EXPORTS = {"saved_model", "litert_float32", "litert_int8"}
 
 
@@ -34,6 +35,10 @@ def test_repro_rebuilds_only_what_changed(pipeline_repo):
     assert all(set(score) == {"test_accuracy", "agreement", "size_bytes"} for score in exported.values())
     assert exported["litert_float32"]["agreement"] == 1.0
     assert exported["litert_int8"]["size_bytes"] < 0.3 * exported["litert_float32"]["size_bytes"]
+    field = json.loads((pipeline_repo / "metrics/field.json").read_text())
+    assert field["images_per_source"] == 100 and set(field["no_digit_found"]) == set(FIELD_SOURCES)
+    assert all(0 <= field[source] <= 1 for source in ["arrays", *FIELD_SOURCES])
+    assert field["mnist_png"] >= field["arrays"] - 0.02  # the normaliser keeps MNIST-form digits as they are
 
     again = run(["dvc", "repro"], cwd=pipeline_repo)
     assert ran_stages(again.stdout) == []
@@ -41,18 +46,22 @@ def test_repro_rebuilds_only_what_changed(pipeline_repo):
     assert "up to date" in status.stdout
 
     set_params(pipeline_repo, **{"train.epochs": 2})
-    assert ran_stages(run(["dvc", "repro"], cwd=pipeline_repo).stdout) == ["train", "evaluate", "plot", "export"]
+    assert ran_stages(run(["dvc", "repro"], cwd=pipeline_repo).stdout) == ["train", "evaluate", "plot", "export", "field"]
 
     set_params(pipeline_repo, **{"plot.samples": 16})
     assert ran_stages(run(["dvc", "repro"], cwd=pipeline_repo).stdout) == ["plot"]
 
     set_params(pipeline_repo, **{"export.representative_images": 100})
-    assert ran_stages(run(["dvc", "repro"], cwd=pipeline_repo).stdout) == ["export"]
+    assert ran_stages(run(["dvc", "repro"], cwd=pipeline_repo).stdout) == ["export"]  # the same float32 model
+
+    set_params(pipeline_repo, **{"field.images": 50})
+    assert ran_stages(run(["dvc", "repro"], cwd=pipeline_repo).stdout) == ["field"]
 
     shown = run(["dvc", "metrics", "show"], cwd=pipeline_repo).stdout
     assert "test_accuracy" in shown
     diff = run(["dvc", "metrics", "diff", "--all"], cwd=pipeline_repo).stdout  # what a pull request shows
     assert "metrics/export.json" in diff and "litert_int8.agreement" in diff
+    assert "metrics/field.json" in diff and "photos" in diff and "drawn" in diff
     plots = json.loads(run(["dvc", "plots", "show", "--json"], cwd=pipeline_repo).stdout)["data"]
     assert {"loss", "accuracy", "confusion", "metrics/plots/confusion.png"} <= set(plots)
     confusion = plots["confusion"][0]["content"]["data"]["values"]

@@ -325,7 +325,7 @@ def test_two_repros_at_once_one_runs_the_other_fails_fast(built_repo, tmp_path):
     ), loser.err()
     assert loser_seconds < 10, loser_seconds
     assert "Running stage" not in loser.out()
-    assert ran_stages(winner.out()) == ["train", "evaluate", "plot", "export"]
+    assert ran_stages(winner.out()) == ["train", "evaluate", "plot", "export", "field"]
     assert dvc_status(built_repo) == {}
     assert faults.bad_cache_objects(built_repo) == []
 

@@ -21,9 +21,9 @@ def square_images(count: int) -> np.ndarray:
     return images
 
 
-def augmented_epochs(seed: int, epochs: int = 2) -> list[np.ndarray]:
+def augmented_epochs(seed: int, epochs: int = 2, **limits: float) -> list[np.ndarray]:
     make_deterministic(seed)  # as fit() does: TF's op-level random state restarts from the seed
-    params = dataclasses.replace(PARAMS, augment=True)
+    params = dataclasses.replace(PARAMS, augment=True, **{f"augment_{key}": value for key, value in limits.items()})
     dataset = training.batches(
         square_images(20), np.zeros(20, np.uint8), 10, seed=seed, augment=training.augmenter(params, seed)
     )
@@ -39,13 +39,22 @@ def test_augmentation_moves_ink_differently_each_epoch_and_keeps_shapes():
     assert np.all(first >= -1e-6) and np.all(first <= 1 + 1e-6)  # fill stays background
 
 
-def test_augmentation_is_reproducible_from_the_seed():
-    again = augmented_epochs(seed=5)
-    other = augmented_epochs(seed=6)
-    first = augmented_epochs(seed=5)
+ALONE = {"shift": 0, "rotation": 0, "zoom": 0, "stroke": 0, "elastic": 0}
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [{}, {**ALONE, "stroke": 2}, {**ALONE, "elastic": 2}, {"stroke": 2, "elastic": 2}],
+    ids=["affine", "stroke", "elastic", "all"],  # each option's own randomness, then all of it
+)
+def test_augmentation_is_reproducible_from_the_seed(limits):
+    again = augmented_epochs(seed=5, **limits)
+    other = augmented_epochs(seed=6, **limits)
+    first = augmented_epochs(seed=5, **limits)
     np.testing.assert_array_equal(first[0], again[0])
     np.testing.assert_array_equal(first[1], again[1])
     assert not np.allclose(first[0], other[0])
+    assert not np.allclose(first[0], first[1])  # fresh randomness every epoch
 
 
 def augmented_once(**limits: float) -> np.ndarray:
@@ -64,7 +73,8 @@ def centres(images: np.ndarray) -> np.ndarray:
 
 
 def test_augmentation_with_every_limit_zero_leaves_the_digits_as_they_are():
-    np.testing.assert_allclose(augmented_once(shift=0, rotation=0, zoom=0), square_images(200), atol=1e-5)
+    unchanged = augmented_once(shift=0, rotation=0, zoom=0, stroke=0, elastic=0)
+    np.testing.assert_allclose(unchanged, square_images(200), atol=1e-5)
 
 
 def test_shift_moves_ink_up_to_its_limit_in_both_directions():
@@ -94,6 +104,99 @@ def test_zoom_scales_about_the_centre_up_to_its_limit_both_ways():
     assert ink.min() < 64 * 0.6 and ink.max() > 64 * 1.6  # down to 1/1.5 of the size, up to 1/0.5
     assert ink.min() >= 64 / 1.5**2 * 0.95 and ink.max() <= 64 / 0.5**2 * 1.05
     np.testing.assert_allclose(centres(zoomed), 13.5, atol=0.05)
+
+
+def test_stroke_change_thickens_and_thins_about_the_centre_up_to_its_limit():
+    changed = augmented_once(shift=0, rotation=0, zoom=0, stroke=2)
+    ink = changed.sum(axis=(1, 2))
+    # The 8x8 square's side changes by up to 2 pixels: 6x6 (36) to 10x10 (100), softly in between.
+    assert ink.min() < 64 * 0.8 and ink.max() > 64 * 1.2  # both ways across the batch
+    assert ink.min() >= 36 - 1e-3 and ink.max() <= 100 + 1e-3
+    np.testing.assert_allclose(centres(changed), 13.5, atol=1e-3)
+    assert changed.min() >= 0 and changed.max() <= 1
+
+
+def test_stroke_change_adds_its_width_to_the_ink_across_a_stroke():
+    widths = np.array([-4, -3, -2, -1.5, -1, -0.5, 0, 0.5, 1, 1.5, 2, 3, 4], np.float32)
+    bars = np.zeros((len(widths), 28, 28, 1), np.float32)
+    bars[:, 12:16, 4:24] = 1  # a horizontal stroke 4 pixels wide
+    changed = np.asarray(training.change_stroke(bars, widths, steps=2))[..., 0]
+    np.testing.assert_allclose(changed[:, :, 14].sum(axis=1), 4 + widths, atol=1e-6)
+    np.testing.assert_allclose(centres(changed[widths > -4]), 13.5, atol=1e-3)  # -4 leaves no ink
+
+
+def ramps(count: int) -> np.ndarray:
+    """Images whose value (x + 1) / 28 tells which column x of the input a pixel was read from."""
+    return np.broadcast_to((np.arange(28, dtype=np.float32) + 1) / 28, (count, 28, 28))[..., None].copy()
+
+
+def displacements(**limits: float) -> np.ndarray:
+    """How far (in columns) each pixel of the middle of 200 augmented images was read from its own."""
+    make_deterministic(2)
+    params = dataclasses.replace(PARAMS, augment=True, **{f"augment_{key}": value for key, value in limits.items()})
+    read = np.asarray(training.augmenter(params, 2)(ramps(200)))[..., 0] * 28 - 1
+    # The middle 10x10: 9 pixels from the border, which no displacement this test draws reaches.
+    return (read - np.arange(28))[:, 9:19, 9:19]
+
+
+def affine_misfit(moved: np.ndarray) -> np.ndarray:
+    """Per image, the RMS of what a least-squares affine map of (row, column) leaves of `moved`."""
+    rows, cols = np.indices(moved.shape[1:])
+    design = np.stack([rows.ravel(), cols.ravel(), np.ones(rows.size)], axis=1)
+    targets = moved.reshape(len(moved), -1).T
+    fitted = design @ np.linalg.lstsq(design, targets, rcond=None)[0]
+    return np.sqrt(((targets - fitted) ** 2).mean(axis=0))
+
+
+def test_elastic_distortion_moves_pixels_by_its_strength_smoothly_and_locally():
+    moved = displacements(shift=0, rotation=0, zoom=0, elastic=2)
+    assert np.sqrt((moved**2).mean()) == pytest.approx(2, rel=0.15)  # its RMS is the strength, in pixels
+    # Smooth: neighbours move almost alike (a Gaussian of 4 pixels: correlation 0.98 a pixel apart).
+    assert np.sqrt((np.diff(moved, axis=2) ** 2).mean()) < 0.3 * np.sqrt((moved**2).mean())
+    # Local: no affine move explains it, as it explains the affine augmentation's.
+    assert np.median(affine_misfit(moved)) > 0.3
+    assert affine_misfit(displacements(shift=0.1, rotation=10, zoom=0.1)).max() < 1e-3
+
+
+def test_elastic_distortion_keeps_the_ink_and_the_background():
+    bent = augmented_once(shift=0, rotation=0, zoom=0, elastic=2)
+    assert not np.allclose(bent, square_images(200), atol=0.05)
+    ink = bent.sum(axis=(1, 2))
+    # A smooth field stretches some places and squeezes others (the small square by up to about
+    # half at 2 pixels), but moves ink rather than making or losing it.
+    assert ink.mean() == pytest.approx(64, rel=0.05) and np.median(ink) == pytest.approx(64, rel=0.1)
+    assert ink.min() > 64 * 0.25 and ink.max() < 64 * 2
+    assert bent.min() >= 0 and bent.max() <= 1 + 1e-6
+    carried = np.sqrt(((centres(bent) - 13.5) ** 2).mean())  # per axis: the field's mean over the square
+    assert 0.5 < carried <= 2
+
+
+def test_the_elastic_pass_maps_pixels_as_the_affine_one_does():
+    # The same draws (the field's come after the affine ones), so a vanishing field leaves what
+    # `affine_transform` gave: the combined pass reads rows and columns the same way.
+    digits = np.zeros((50, 28, 28, 1), np.float32)
+    digits[:, 6:22, 12:15] = 1  # a stroke off the middle, to show a swap of rows and columns
+    digits[:, 6:9, 8:15] = 1
+    digits[:, 20:23, :] = digits[:, :, 22:25] = 1  # and two to the borders, to show how the outside is read
+    outputs = []
+    for elastic in (0, 1e-5):
+        make_deterministic(3)
+        params = dataclasses.replace(PARAMS, augment=True, augment_shift=0.2, augment_rotation=30, augment_zoom=0.2, augment_elastic=elastic)
+        outputs.append(np.asarray(training.augmenter(params, 3)(digits)))
+    np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-3)
+    assert not np.allclose(outputs[0], digits, atol=0.1)
+
+
+def test_stroke_and_elastic_limits_do_nothing_without_augment():
+    images = np.random.default_rng(0).random((40, 28, 28), dtype=np.float32)
+    labels = (np.arange(40) % 10).astype(np.uint8)
+    weights = []
+    for limit in (0.0, 3.0):
+        params = dataclasses.replace(PARAMS, epochs=1, augment=False, augment_stroke=limit, augment_elastic=limit)
+        model, _ = training.fit((images, labels), (images[:10], labels[:10]), params, 1, log=lambda line: None)
+        weights.append(model.get_weights())
+    for before, after in zip(*weights):
+        np.testing.assert_array_equal(before, after)
 
 
 def test_no_augmentation_without_the_option():

@@ -28,8 +28,9 @@ SPECK_FRACTION = 0.05
 # a shadow or the sheet's edge.
 BACKGROUND_WINDOW = 1 / 3
 # A sheet of paper in a photo is convex: its area over its convex hull's (perimeter pixels
-# included) is above this; a bold digit's outline has bays.
+# included) is above this; a bold digit's outline has bays. It fills this much of the frame.
 SHEET_SOLIDITY = 0.95
+SHEET_AREA = (0.1, 0.9)
 # A part at least this many times its half-width squared in area is a stroke (a disk is 3.1,
 # a square 4; a stroke of length L and width w is 4L/w).
 THIN = 8.0
@@ -71,9 +72,13 @@ def _ink(gray: np.ndarray, name: str) -> np.ndarray:
     The paper's level is measured around every pixel (a morphological top-hat), not taken from
     the border or a fixed level: a dark desk, a shadow or dim light moves the background, and
     the strokes stay what stands out from it. Which side is ink is decided by which reading
-    gives thin strokes; the edges' anti-aliasing is kept, as MNIST has it.
+    gives thin strokes; the edges' anti-aliasing is kept, as MNIST has it. A sheet of paper
+    photographed on a desk is taken out of its surroundings first.
     """
-    ink = _stand_out(gray, _dark_ink(gray))
+    sheet = _sheet(gray)
+    if sheet is not None:
+        gray = _only(gray, sheet)
+    ink = _stand_out(gray, sheet is not None or _dark_ink(gray))
     if _strongest(ink) < MIN_CONTRAST:
         raise ImageError(f"{name}: no digit found (the image is blank or has too little contrast)")
     ink = _without_faint_lines(ink)
@@ -85,26 +90,48 @@ def _ink(gray: np.ndarray, name: str) -> np.ndarray:
 
 
 def _dark_ink(gray: np.ndarray) -> bool:
-    """Whether the ink is darker than the paper.
+    """Whether the ink is darker than the paper: the paper is most of a picture of a digit."""
+    return bool(_light(gray).mean() > 0.5)
 
-    The paper is most of a picture of a digit, so the median pixel is paper, unless a dark desk
-    or a black frame around the sheet outnumbers it: then the middle of the picture, where the
-    sheet is, says otherwise. When the whole and the middle disagree, the middle is a sheet if
-    it is convex (a page, even in perspective) and what it encloses is pen strokes (long thin
-    parts). A bold digit whose strokes fill the middle is neither: it has bays (a 2, a 9, the
-    waist of an 8), and a bold 0, convex, encloses a round hole.
-    """
+
+def _light(gray: np.ndarray) -> np.ndarray:
     smooth = ndimage.uniform_filter(gray, size=2)  # a lone noisy pixel is not the darkest ink
-    light = smooth > (float(smooth.min()) + float(smooth.max())) / 2
-    height, width = gray.shape
-    centre = (slice(height // 4, height - height // 4), slice(width // 4, width - width // 4))
-    whole_says, centre_says = bool(light.mean() > 0.5), bool(light[centre].mean() > 0.5)
-    if whole_says == centre_says:
-        return whole_says
-    sheet = light if centre_says else ~light
-    outline = ndimage.binary_fill_holes(sheet)
-    is_sheet = _solidity(outline) > SHEET_SOLIDITY and _mostly_strokes(outline & ~sheet)
-    return centre_says if is_sheet else whole_says
+    return smooth > (float(smooth.min()) + float(smooth.max())) / 2
+
+
+def _sheet(gray: np.ndarray) -> np.ndarray | None:
+    """The sheet of paper a photo shows on a desk or beside another sheet, or None.
+
+    A sheet is the largest light part, convex (a page, even in perspective), with pen strokes
+    (long thin parts) inside it, and smaller than the frame. A light digit on a dark ground is
+    none of these: a bold digit has bays (a 2, a 9, the waist of an 8), and a bold 0, convex,
+    encloses a round hole.
+    """
+    light = _light(gray)
+    edge = np.concatenate([light[0], light[-1], light[:, 0], light[:, -1]])
+    if edge.mean() > 0.5:
+        return None  # the frame's edge is mostly light: paper to the edge, or a light ground
+    # Eroded first, so that a light patch of desk touching the sheet's edge stays apart from it.
+    labels, count = ndimage.label(ndimage.binary_erosion(light, iterations=2))
+    if count == 0:
+        return None
+    largest = np.argmax(ndimage.sum_labels(np.ones_like(gray), labels, np.arange(1, count + 1))) + 1
+    part = ndimage.binary_dilation(labels == largest, iterations=2) & light
+    outline = ndimage.binary_fill_holes(part)
+    if not SHEET_AREA[0] <= outline.mean() <= SHEET_AREA[1]:
+        return None
+    if _solidity(outline) < SHEET_SOLIDITY or not _mostly_strokes(outline & ~light):
+        return None
+    return outline
+
+
+def _only(gray: np.ndarray, sheet: np.ndarray) -> np.ndarray:
+    """`gray` cut to `sheet`'s bounding box, everything off the sheet made its paper."""
+    rows, cols = np.flatnonzero(sheet.any(axis=1)), np.flatnonzero(sheet.any(axis=0))
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    inside = sheet[box]
+    paper = float(np.median(gray[box][inside]))
+    return np.where(inside, gray[box], paper).astype(np.float32)
 
 
 def _solidity(mask: np.ndarray) -> float:
@@ -131,9 +158,12 @@ def _stand_out(gray: np.ndarray, dark_ink: bool) -> np.ndarray:
     a black (or white) top-hat, over a window wider than any stroke and narrower than the
     light's changes across the page."""
     side = max(3, int(min(gray.shape) * BACKGROUND_WINDOW))
+    # Outside the frame is paper, as light (or dark) as the frame's edge gets: a stroke along
+    # the edge is still a stroke (mirroring the image there would double its width).
+    edge = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     if dark_ink:
-        return ndimage.grey_closing(gray, size=side, mode="reflect") - gray
-    return gray - ndimage.grey_opening(gray, size=side, mode="reflect")
+        return ndimage.grey_closing(gray, size=side, mode="constant", cval=float(np.percentile(edge, 90))) - gray
+    return gray - ndimage.grey_opening(gray, size=side, mode="constant", cval=float(np.percentile(edge, 10)))
 
 
 def _strongest(ink: np.ndarray) -> float:
@@ -176,6 +206,9 @@ def _without_faint_lines(ink: np.ndarray) -> np.ndarray:
     """`ink` without the faint straight lines of a ruled or squared page: runs across most of
     the image, weaker than the pen. A strong long stroke (the bar of a large 7) stays."""
     height, width = ink.shape
+    inked = ink > FAINTEST * _strongest(ink)
+    if max(inked.mean(axis=1).max(), inked.mean(axis=0).max()) < LINE_LENGTH:
+        return ink  # no row or column is inked along most of its length: no line to take out
     lines = np.maximum(
         ndimage.grey_opening(ink, size=(1, max(2, int(width * LINE_LENGTH)))),
         ndimage.grey_opening(ink, size=(max(2, int(height * LINE_LENGTH)), 1)),

@@ -43,6 +43,7 @@ class Side:
     rev: str | None  # full sha, or revisions.WORKSPACE
     metrics: dict | None  # None: no metrics.json there
     params: dict | revisions.Unreadable | None
+    field: dict | None = None  # metrics/field.json; None where the field stage has not run
 
 
 def load_side(name: str, given: str | None) -> Side:
@@ -55,7 +56,9 @@ def load_side(name: str, given: str | None) -> Side:
     metrics = revisions.read_json(rev, paths.METRICS)
     if metrics is not None and not isinstance(metrics, dict):
         raise DataError(f"{paths.METRICS} at {revisions.describe(rev)}: expected a JSON object")
-    return Side(name, label, rev, metrics, revisions.read_params(rev, paths.PARAMS))
+    field = revisions.read_json(rev, paths.FIELD_METRICS)
+    field = field if isinstance(field, dict) else None
+    return Side(name, label, rev, metrics, revisions.read_params(rev, paths.PARAMS), field)
 
 
 def signed(delta: float) -> str:
@@ -172,6 +175,8 @@ def render(
     rows = metrics_rows(base.metrics, head.metrics)
     header = ["metric", "base", "head", "change", "relative"]
     parts.append("### Metrics\n\n" + tables.markdown(header, rows, [False] + [True] * 4))
+    if head.field is not None:
+        parts.append(field_section(base.field, head.field))
     parts.append(params_section(base, head))
     if base.metrics is not None:
         per_class = [side.metrics.get("per_class") or {} for side in (base, head)]
@@ -192,6 +197,15 @@ def title(base: Side, head: Side) -> str:
     old, new = base.metrics.get("test_accuracy"), head.metrics.get("test_accuracy")
     headline = f"{old} → {new} ({signed(new - old)})" if None not in (old, new) else "not recorded"
     return f"## Test accuracy: {headline}\n\nHead: {head.label}; base: {base.label}."
+
+
+def field_section(base: dict | None, head: dict) -> str:
+    """Accuracy per source of the field set (metrics/field.json): what users get."""
+    count = head.get("images_per_source")
+    heading = f"### Field accuracy: the exported model on images users send ({count:,} test digits a source)"
+    sources = [key for key in head if key != "images_per_source" and config.is_number(head[key])]
+    rows = metrics_rows({key: (base or {}).get(key) for key in sources}, {key: head[key] for key in sources})
+    return heading + "\n\n" + tables.markdown(["source", "base", "head", "change", "relative"], rows, [False] + [True] * 4)
 
 
 def params_section(base: Side, head: Side) -> str:

@@ -1,0 +1,24 @@
+"""Score the model users get on the field set: encoded images made from the test split.
+
+Reads models/model_float32.tflite (the export stage's, what predict and the service load) and
+data/prepared/test.npz; writes metrics/field.json: accuracy per source (mnist_png, photos,
+drawn, scans, app_exports) and on the same digits as arrays. The images are made in memory
+from the seed, never written.
+"""
+from pipeline import artifacts, cli, config, field, paths, render
+from pipeline.predict.predictor import Predictor
+
+
+def main() -> None:
+    params = config.load()
+    images, labels = artifacts.load_split(paths.prepared("test"))
+    chosen = field.choose(params.field.images, len(labels), params.seed)
+    predictor = Predictor.from_path(paths.LITERT_FLOAT32)
+    scores = field.score(predictor, images[chosen], labels[chosen], params.seed)
+    artifacts.save_json(paths.FIELD_METRICS, scores)
+    shown = ", ".join(f"{source} {scores[source]:.4f}" for source in ("arrays", *render.SOURCES))
+    cli.log(f"field accuracy on {len(chosen):,} test digits per source: {shown}")
+
+
+if __name__ == "__main__":
+    cli.run(main)
