@@ -11,6 +11,7 @@ re-types params.yaml in a code block. The pages hold together: every relative li
 in README.md and docs/*.md resolves, every docs page is linked from the README, and the README
 stays a front page (under 200 lines).
 """
+import json
 import re
 import shlex
 import subprocess
@@ -392,3 +393,15 @@ def test_the_readme_headline_rows_are_rows_of_the_results_table():
             f"README row {label!r} says {said}; docs/experiments.md {(row.parameters, row.accuracy, row.seconds)}"
         )
         assert "docs/experiments.md" in line, f"README row {label!r} does not link to its recipe"
+
+
+def test_the_readme_field_row_is_metrics_field_json():
+    """The field scores are shown as metrics/field.json holds them, never retyped."""
+    field = json.loads((ROOT / "metrics/field.json").read_text())
+    lines = [line for line in section(readme(), "Deployed models").splitlines() if line.startswith("| arrays")]
+    assert lines, "the README shows no field scores"
+    table = section(readme(), "Deployed models").split(lines[0])[1].splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    values = [cell.strip() for cell in table[2].strip("|").split("|")]
+    assert values == [f"{100 * field[source]:.1f}%" for source in header]
+    assert f"{field['images_per_source']} seeded test digits per source" in readme()
