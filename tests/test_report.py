@@ -256,3 +256,14 @@ def test_report_on_two_real_runs(pipeline_repo):
     assert sorted(p.name for p in (pipeline_repo / "first").glob("*.png")) == [
         "head-accuracy.png", "head-confusion.png", "head-loss.png",
     ]  # fmt: skip
+
+
+def test_the_field_scores_stand_beside_the_test_accuracy():
+    from pipeline.review.report import field_section
+
+    base = {"images_per_source": 200, "arrays": 0.99, "photos": 0.8, "no_digit_found": {"photos": 1}}
+    head = {"images_per_source": 200, "arrays": 0.99, "photos": 0.85, "drawn": 0.9, "no_digit_found": {"photos": 0}}
+    text = field_section(base, head)
+    assert "200 test digits a source" in text
+    assert "| photos | 0.8 | 0.85 | +0.05 |" in text.replace("  ", " ")
+    assert "| drawn | — | 0.9 |" in text  # a source the base did not have
