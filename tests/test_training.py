@@ -162,10 +162,11 @@ def test_elastic_distortion_keeps_the_ink_and_the_background():
     bent = augmented_once(shift=0, rotation=0, zoom=0, elastic=2)
     assert not np.allclose(bent, square_images(200), atol=0.05)
     ink = bent.sum(axis=(1, 2))
-    # A smooth field stretches some places and squeezes others (the small square by up to about
-    # half at 2 pixels), but moves ink rather than making or losing it.
+    # A smooth field stretches some places and squeezes others (at 2 pixels, this small square's
+    # area by 0.6x to 1.5x between the 10th and 90th percentiles), but moves ink rather than
+    # making or losing it.
     assert ink.mean() == pytest.approx(64, rel=0.05) and np.median(ink) == pytest.approx(64, rel=0.1)
-    assert ink.min() > 64 * 0.25 and ink.max() < 64 * 2
+    assert np.percentile(ink, 10) > 64 * 0.45 and np.percentile(ink, 90) < 64 * 1.75
     assert bent.min() >= 0 and bent.max() <= 1 + 1e-6
     carried = np.sqrt(((centres(bent) - 13.5) ** 2).mean())  # per axis: the field's mean over the square
     assert 0.5 < carried <= 2
