@@ -38,7 +38,8 @@ def test_repro_rebuilds_only_what_changed(pipeline_repo):
     field = json.loads((pipeline_repo / "metrics/field.json").read_text())
     assert field["images_per_source"] == 100 and set(field["no_digit_found"]) == set(FIELD_SOURCES)
     assert all(0 <= field[source] <= 1 for source in ["arrays", *FIELD_SOURCES])
-    assert field["mnist_png"] >= field["arrays"] - 0.02  # the normaliser keeps MNIST-form digits as they are
+    # (No accuracy claim here: the synthetic digits are not MNIST-form, so the normaliser rightly
+    # recentres and rescales them; real MNIST's mnist_png against arrays is in benchmarks/field.py.)
 
     again = run(["dvc", "repro"], cwd=pipeline_repo)
     assert ran_stages(again.stdout) == []
