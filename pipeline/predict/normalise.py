@@ -71,21 +71,23 @@ def _ink(gray: np.ndarray, name: str) -> np.ndarray:
 
     The paper's level is measured around every pixel (a morphological top-hat), not taken from
     the border or a fixed level: a dark desk, a shadow or dim light moves the background, and
-    the strokes stay what stands out from it. Which side is ink is decided by which reading
-    gives thin strokes; the edges' anti-aliasing is kept, as MNIST has it. A sheet of paper
-    photographed on a desk is taken out of its surroundings first.
+    the strokes stay what stands out from it. The ink's side is the picture's minority
+    (`_dark_ink`); the edges' anti-aliasing is kept, as MNIST has it. A sheet of paper
+    photographed on a desk is taken out of its surroundings first (`_sheet`).
     """
     sheet = _sheet(gray)
     if sheet is not None:
         gray = _only(gray, sheet)
     ink = _stand_out(gray, sheet is not None or _dark_ink(gray))
-    if _strongest(ink) < MIN_CONTRAST:
+    strongest = _strongest(ink)
+    if strongest < MIN_CONTRAST:
         raise ImageError(f"{name}: no digit found (the image is blank or has too little contrast)")
     ink = _without_faint_lines(ink)
+    strongest = _strongest(ink)  # of what is left once the lines are out
     # Noise and JPEG ringing stand out from the paper by a little everywhere; the digit stands
     # out by much in few places. The median over the whole image is that little.
-    floor = max(NOISE_MARGIN * float(np.median(ink)), FAINTEST * _strongest(ink))
-    full = float(np.percentile(ink[ink > max(floor, _strongest(ink) * 0.5)], FULL_INK_PERCENTILE))
+    floor = max(NOISE_MARGIN * float(np.median(ink)), FAINTEST * strongest)
+    full = float(np.percentile(ink[ink > max(floor, strongest * 0.5)], FULL_INK_PERCENTILE))
     return np.clip((ink - floor) / (full - floor), 0.0, 1.0)
 
 
@@ -169,26 +171,6 @@ def _stand_out(gray: np.ndarray, dark_ink: bool) -> np.ndarray:
 def _strongest(ink: np.ndarray) -> float:
     # Averaging 2x2 blocks keeps a lone noisy pixel from passing for ink.
     return float(ndimage.uniform_filter(ink, size=2).max())
-
-
-def _stroke_mass(ink: np.ndarray) -> float:
-    """How much of `ink` is thin strokes: the area of the parts far longer than they are wide,
-    times their strength. The wrong reading of an image finds the holes of an 8 or the gaps
-    between strokes (round or short), or a band of desk at the edge (counted down by
-    `_along_edge`); the right one finds pen strokes."""
-    strongest = _strongest(ink)
-    if strongest <= 0:
-        return 0.0
-    mask = ink > strongest * 0.5
-    labels, count = ndimage.label(mask)
-    if count == 0:
-        return 0.0
-    index = np.arange(1, count + 1)
-    areas = ndimage.sum_labels(mask, labels, index)
-    half_widths = np.maximum(ndimage.maximum(ndimage.distance_transform_edt(mask), labels, index), 1.0)
-    strength = ndimage.mean(ink, labels, index)
-    thin = (areas / half_widths**2 > THIN) & ~_along_edge(labels, count)
-    return float(np.sum((areas * strength)[thin]))
 
 
 def _along_edge(labels: np.ndarray, count: int) -> np.ndarray:
