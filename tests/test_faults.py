@@ -299,6 +299,23 @@ def test_a_stage_started_with_sigint_ignored_keeps_ignoring_it(start_stage):
     assert stage.wait(30) == 0
     assert "finished" in stage.out() and stage.err() == ""
 
+@slow
+def test_a_field_stage_that_fails_leaves_the_last_field_scores(built_repo):
+    repo = built_repo
+    before = (repo / "metrics/field.json").read_bytes()
+    set_params(repo, **{"field.images": 10_000})  # valid, but more than the shrunken test split holds
+    failed = run(["dvc", "repro"], cwd=repo, check=False)
+    assert failed.returncode != 0 and "failed to reproduce 'field'" in failed.stderr
+    assert "field.images: 10000 is more than the" in failed.stderr
+    # DVC deletes a stage's outputs before running it; this one it keeps (persist), so the
+    # metrics a reviewer reads are the last complete ones, and `dvc status` says they are stale.
+    assert (repo / "metrics/field.json").read_bytes() == before
+    assert "field" in dvc_status(repo)
+    set_params(repo, **{"field.images": 100})
+    assert_recovers(repo)
+    assert (repo / "metrics/field.json").read_bytes() == before
+
+
 # --- two dvc repro at once ---------------------------------------------------------------------
 
 

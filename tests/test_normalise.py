@@ -218,3 +218,44 @@ def test_the_digit_survives_paper_level_polarity_contrast_size_and_place(paper, 
     reference = normalise.to_mnist(seven_on(paper=0.0, ink=1.0, side=side, canvas=3 * side))
     assert similarity_within_a_pixel(normalise.to_mnist(picture), reference) > 0.95
     assert similarity_within_a_pixel(normalise.to_mnist(picture), normalise.to_mnist(mnist_like_seven())) > 0.8
+
+
+def lit(picture: np.ndarray, vignette: float, shadow: float, angle: float, where: float) -> np.ndarray:
+    """`picture` under uneven light: darker towards the corners by `vignette`, and beyond a soft
+    edge (at `where`, across the frame at `angle`) in a shadow taking `shadow` of the light."""
+    rows, cols = np.mgrid[-0.5 : 0.5 : picture.shape[0] * 1j, -0.5 : 0.5 : picture.shape[1] * 1j]
+    across = np.cos(angle) * rows + np.sin(angle) * cols - where
+    light = (1 - vignette * 2 * (rows**2 + cols**2)) * (1 - shadow / (1 + np.exp(-across / 0.08)))
+    return (picture * light).astype(np.float32)
+
+
+def sheet_on_desk(page: np.ndarray, desk: float = 0.1) -> np.ndarray:
+    """`page` lying on a dark desk with a margin of a fifth of its side all round."""
+    margin = page.shape[0] // 5
+    photo = np.full((page.shape[0] + 2 * margin, page.shape[1] + 2 * margin), desk, np.float32)
+    photo[margin:-margin, margin:-margin] = page
+    return photo
+
+
+def test_a_shadow_over_the_sheets_edge_is_not_a_stroke():
+    reference = normalise.to_mnist(mnist_like_seven())
+    photo = lit(sheet_on_desk(seven_on(paper=0.9, ink=0.15, side=100)), vignette=0.0, shadow=0.5, angle=2.0, where=0.1)
+    # A constant fill beyond the sheet made the shadowed rim a dark stroke beside light paper.
+    assert similarity(normalise.to_mnist(photo), reference) > 0.9
+
+
+@PICTURES
+@given(
+    vignette=st.floats(0.0, 0.5),
+    shadow=st.floats(0.0, 0.5),
+    angle=st.floats(0, 2 * np.pi),
+    where=st.floats(0.0, 0.3),  # up to half the frame in shadow (the ink is then the minority)
+    on_desk=st.booleans(),
+    offset=st.tuples(st.floats(-0.25, 0.25), st.floats(-0.25, 0.25)),
+)
+def test_the_digit_survives_uneven_light_and_shadows(vignette, shadow, angle, where, on_desk, offset):
+    side = 60
+    page = seven_on(paper=0.9, ink=0.1, side=side, at=(int(offset[0] * side * 3), int(offset[1] * side * 3)), canvas=4 * side)
+    photo = lit(sheet_on_desk(page) if on_desk else page, vignette, shadow, angle, where)
+    reference = normalise.to_mnist(seven_on(paper=0.0, ink=1.0, side=side, canvas=4 * side))
+    assert similarity_within_a_pixel(normalise.to_mnist(photo), reference) > 0.9

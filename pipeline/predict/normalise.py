@@ -31,6 +31,8 @@ BACKGROUND_WINDOW = 1 / 3
 # included) is above this; a bold digit's outline has bays. It fills this much of the frame.
 SHEET_SOLIDITY = 0.95
 SHEET_AREA = (0.1, 0.9)
+# Pixels of a sheet's rim, blurred into what is beside it.
+SHEET_RIM = 2
 # A part at least this many times its half-width squared in area is a stroke (a disk is 3.1,
 # a square 4; a stroke of length L and width w is 4L/w).
 THIN = 8.0
@@ -45,6 +47,8 @@ FAINTEST = 0.04
 # A ruled page's lines run across most of the image and are fainter than the pen.
 LINE_LENGTH = 0.75
 FAINT_LINE = 0.6
+# The paper beside a stroke is looked for this many stroke widths around it.
+STROKE_WINDOW = 4.0
 
 
 def to_mnist(gray: np.ndarray, name: str = "image") -> np.ndarray:
@@ -128,12 +132,16 @@ def _sheet(gray: np.ndarray) -> np.ndarray | None:
 
 
 def _only(gray: np.ndarray, sheet: np.ndarray) -> np.ndarray:
-    """`gray` cut to `sheet`'s bounding box, everything off the sheet made its paper."""
+    """`gray` cut to `sheet`'s bounding box, everything off the sheet made the paper at the
+    sheet's nearest point: a shadow reaching the sheet's edge goes on beyond it, with no step
+    that would stand out as a stroke. The sheet's rim, blurred into the desk, counts as off."""
     rows, cols = np.flatnonzero(sheet.any(axis=1)), np.flatnonzero(sheet.any(axis=0))
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-    inside = sheet[box]
-    paper = float(np.median(gray[box][inside]))
-    return np.where(inside, gray[box], paper).astype(np.float32)
+    inside = ndimage.binary_erosion(sheet[box], iterations=SHEET_RIM)
+    if not inside.any():
+        inside = sheet[box]
+    nearest = ndimage.distance_transform_edt(~inside, return_distances=False, return_indices=True)
+    return gray[box][tuple(nearest)].astype(np.float32)
 
 
 def _solidity(mask: np.ndarray) -> float:
@@ -156,10 +164,22 @@ def _mostly_strokes(mask: np.ndarray) -> bool:
 
 
 def _stand_out(gray: np.ndarray, dark_ink: bool) -> np.ndarray:
-    """How far each pixel stands out from the paper around it, reading dark (or light) as ink:
-    a black (or white) top-hat, over a window wider than any stroke and narrower than the
-    light's changes across the page."""
-    side = max(3, int(min(gray.shape) * BACKGROUND_WINDOW))
+    """How far each pixel stands out from the paper around it, reading dark (or light) as ink.
+
+    A top-hat over a window wider than any stroke finds the strokes and their width; a second
+    over a window a few strokes wide measures them against the paper right beside them, so
+    that what light does over a wider span (vignetting, a shadow's edge, the rim of a sheet)
+    is no longer ink."""
+    ink = _top_hat(gray, dark_ink, max(3, int(min(gray.shape) * BACKGROUND_WINDOW)))
+    strong = ink > 0.5 * _strongest(ink)
+    side = int(round(STROKE_WINDOW * stroke_width(strong)))
+    if side >= max(3, int(min(gray.shape) * BACKGROUND_WINDOW)) or side < 3:
+        return ink
+    return _top_hat(gray, dark_ink, side)
+
+
+def _top_hat(gray: np.ndarray, dark_ink: bool, side: int) -> np.ndarray:
+    """A black (dark ink) or white top-hat over a `side` x `side` window."""
     # Outside the frame is paper, as light (or dark) as the frame's edge gets: a stroke along
     # the edge is still a stroke (mirroring the image there would double its width).
     edge = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
@@ -218,7 +238,7 @@ def _crop_digit(ink: np.ndarray, name: str) -> np.ndarray:
 
 def stroke_width(ink: np.ndarray) -> float:
     """Mean stroke width in pixels: ink area over half the outline's length."""
-    mask = ink > 0.5
+    mask = ink > 0.5  # a boolean mask passes as it is
     outline = mask & ~ndimage.binary_erosion(mask)
     return 2 * mask.sum() / max(outline.sum(), 1)
 
