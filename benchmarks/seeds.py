@@ -3,7 +3,8 @@
 Each seed runs in a fresh copy of the repo (no outputs, the data from pip's cache), so the time
 is that of a full repro from scratch. The results table of the README and docs/experiments.md
 come from this script, and the export table too: each seed's exported models, scored by the
-export stage, on a line below, and how close training ran to the CPU's peak on another.
+export stage, on a line below, how close training ran to the CPU's peak on another, and the
+field stage's scores on a third.
 
     python benchmarks/seeds.py --recipe cnn_fast --seeds 1 2 3      # a recipe of recipes.yaml
     python benchmarks/seeds.py --seeds 1 2 3 -S train.model=cnn -S train.epochs=10
@@ -49,6 +50,7 @@ def main() -> None:
             )
             print(f"  export: {export_line(metrics, json.loads((repo / 'metrics/export.json').read_text()))}", flush=True)
             print(f"  compute: {compute_line(repo, run.output)}", flush=True)
+            print(f"  field: {field_line(json.loads((repo / 'metrics/field.json').read_text()))}", flush=True)
     spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
     print(
         f"mean test_accuracy {100 * statistics.mean(accuracies):.2f}% ± {100 * spread:.2f} (std, n={len(accuracies)}); "
@@ -66,6 +68,12 @@ def export_line(metrics: dict, exported: dict) -> str:
         for name, score in exported.items()
     ]
     return "; ".join(parts)
+
+
+def field_line(field: dict) -> str:
+    """The field stage's accuracy per source (and on the same digits as arrays)."""
+    scores = " ".join(f"{source} {value:.4f}" for source, value in field.items() if isinstance(value, float))
+    return f"{scores} ({field['images_per_source']} digits a source)"
 
 
 def compute_line(repo: Path, output: str) -> str:

@@ -5,7 +5,9 @@ expects to train the recipe that was measured. Each row is linked to its runs in
 benchmarks/results.txt by the figure it reports (mean ± std over seeds 1-3) and must name exactly
 the -S flags those runs used, their time and parameter count; the README's headline rows must be
 rows of that table, figures included. Every `dvc exp run` line on any page must set real keys to
-values the config accepts, and the stage diagram must be what `dvc dag --md` prints.
+values the config accepts, and the stage diagram must be what `dvc dag --md` prints. Field
+scores are metrics/field.json's (the default's row) or the `benchmarks/field.py` runs in
+results.txt (the model to deploy, and the table in docs/predicting.md).
 Parameters are documented once: every key of params.yaml has a comment on its line, and no page
 re-types params.yaml in a code block. The pages hold together: every relative link and #anchor
 in README.md and docs/*.md resolves, every docs page is linked from the README, and the README
@@ -405,3 +407,51 @@ def test_the_readme_field_row_is_metrics_field_json():
     values = [cell.strip() for cell in table[2].strip("|").split("|")]
     assert values == [f"{100 * field[source]:.1f}%" for source in header]
     assert f"{field['images_per_source']} seeded test digits per source" in readme()
+
+
+FIELD_RUN = re.compile(r"^\$ python benchmarks/field\.py (.+)$")
+FIELD_SCORE = re.compile(r"^  (\w+) +(\d\.\d{4})\b")
+
+
+def field_runs() -> dict[str, dict[str, float]]:
+    """benchmarks/results.txt's `python benchmarks/field.py ...` runs: the options given -> the
+    scores printed (the last run of each, as a re-run replaces a figure)."""
+    runs: dict[str, dict[str, float]] = {}
+    current = None
+    for line in RESULTS.read_text().splitlines():
+        if match := FIELD_RUN.match(line):
+            current = runs[match.group(1).strip()] = {}
+        elif current is not None and (score := FIELD_SCORE.match(line)):
+            current[score.group(1)] = float(score.group(2))
+        elif current is not None and line.startswith("$ "):
+            current = None
+    return runs
+
+
+def shown(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def test_the_model_to_deploy_is_named_once_with_its_command_and_measured_field_scores():
+    benchmark = (ROOT / "benchmarks" / "field.py").read_text()
+    deployment = re.search(r'^DEPLOYMENT = "(\w+)"', benchmark, re.MULTILINE).group(1)
+    lines = [line for line in readme().splitlines() if line.startswith("**The model to deploy**")]
+    assert len(lines) == 1, "the README names no model to deploy, or more than one"
+    assert f"`{deployment}`, `{RECIPE_COMMAND} {deployment}`" in lines[0]
+    assert deployment in recipes.load()
+    scores = field_runs()[f"--recipe {deployment} --images 1000"]
+    said = dict(re.findall(r"(\w+) (\d+\.\d%)", lines[0]))
+    assert said == {source: shown(scores[source]) for source in said} and len(said) == 5, said
+
+
+def test_the_field_table_of_predicting_is_the_benchmark_runs():
+    table = section((DOCS / "predicting.md").read_text(), "The model to deploy")
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    header = [cell.strip() for cell in rows[0].strip("|").split("|")]
+    runs = field_runs()
+    for row in rows[1:]:
+        cells = dict(zip(header, (cell.strip() for cell in row.strip("|").split("|"))))
+        name = cells["model"].split()[0]
+        scores = runs["--images 1000" if name == "mlp" else f"--recipe {name} --images 1000"]
+        for source in ("mnist_png", "photos", "drawn", "scans", "app_exports"):
+            assert cells[source] == shown(scores[source]), f"{name} {source}: {cells[source]}"
