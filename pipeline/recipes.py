@@ -12,6 +12,7 @@ edited in params.yaml is silently replaced and its comments, the only documentat
 parameter, are dropped.
 """
 import argparse
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 from pipeline import config, paths
 from pipeline.config import TrainConfig
 from pipeline.errors import ConfigError
+from pipeline.review import revisions
 
 
 def load(path: Path = paths.RECIPES) -> dict[str, dict[str, object]]:
@@ -86,8 +88,8 @@ def _reads_back(text: str, value: object) -> bool:
 
 
 def command(name: str, dvc_args: list[str], path: Path = paths.RECIPES) -> list[str]:
-    """The `dvc exp run` command that runs recipe `name`; `dvc_args` follow the recipe's flags,
-    so a later `-S train.epochs=3` there wins over the recipe's."""
+    """The `dvc exp run` command that runs recipe `name`, as a user would type it; `dvc_args`
+    follow the recipe's flags, so a later `-S train.epochs=3` there wins over the recipe's."""
     return ["dvc", "exp", "run", *set_flags(get(name, path)), *dvc_args]
 
 
@@ -104,8 +106,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {' '.join(f'{key}={set_value(value, key)}' for key, value in values.items())}")
         return 0
     run = command(args.name, args.dvc_args)
+    # Not the bare `dvc` printed: this virtualenv's, and its python for the stages, whether or not
+    # the shell activated it (a bare name is a FileNotFoundError there, or another install's dvc).
+    dvc = revisions.dvc()
     print(" ".join(run), flush=True)
-    return subprocess.run(run).returncode
+    return subprocess.run([dvc, *run[1:]], env=revisions.activated(os.environ)).returncode
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """Named recipes (recipes.yaml): each a full, valid train section, run as a DVC experiment by
 `python -m pipeline.recipes NAME` with every value visible to `dvc exp show`."""
 import dataclasses
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -11,9 +14,9 @@ from hypothesis import strategies as st
 from dvc.utils.hydra import to_hydra_overrides
 
 from pipeline import config, recipes
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, PipelineError
 from tests.helpers import experiments
-from tests.helpers.repos import ROOT, run
+from tests.helpers.repos import ROOT, env, run
 
 RECIPES = ROOT / "recipes.yaml"
 TRAIN_KEYS = [field.name for field in dataclasses.fields(config.TrainConfig)]
@@ -113,3 +116,57 @@ def test_a_recipe_runs_as_an_experiment_whose_params_show_every_value(pipeline_r
     assert shown == expected
     diff = run(["dvc", "params", "diff", "--json"], cwd=pipeline_repo).stdout
     assert '"train.model"' in diff and '"train.label_smoothing"' in diff  # workspace vs HEAD: the recipe's
+
+
+WITHOUT_VENV = "/usr/bin:/bin"  # PATH of a shell where the virtualenv was never activated
+
+
+def test_without_an_activated_venv_the_recipe_runs_this_venvs_dvc_and_its_stages_get_this_python(monkeypatch):
+    # The stages' commands are `python -m stages...`: DVC finds that `python` on PATH, so the venv
+    # must come first there too, or the stages would run in a python without the project's packages.
+    ran = {}
+    monkeypatch.setenv("PATH", WITHOUT_VENV)
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(recipes.subprocess, "run", lambda args, env: ran.update(args=args, env=env) or subprocess.CompletedProcess(args, 0))
+    assert recipes.main(["cnn_fast", "--queue"]) == 0
+    venv = Path(sys.executable).parent
+    assert ran["args"][0] == str(venv / "dvc") and ran["args"][1:3] == ["exp", "run"] and ran["args"][-1] == "--queue"
+    assert ran["env"]["PATH"].split(os.pathsep) == [str(venv), *WITHOUT_VENV.split(os.pathsep)]
+
+
+def test_without_an_activated_venv_the_command_reaches_dvc_instead_of_a_traceback(tmp_path):
+    # Outside a DVC repository, dvc itself refuses: what matters is that it was found and ran.
+    shutil.copy(RECIPES, tmp_path / "recipes.yaml")
+    command = [sys.executable, "-m", "pipeline.recipes", "cnn_fast"]
+    environment = {**os.environ, "PATH": WITHOUT_VENV, "PYTHONPATH": str(ROOT), "DVC_NO_ANALYTICS": "1"}
+    result = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True)
+    assert "Traceback" not in result.stderr and "FileNotFoundError" not in result.stderr
+    assert "not inside of a DVC repository" in result.stderr and result.returncode != 0
+
+
+def test_without_dvc_anywhere_the_command_says_so_in_one_line(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(recipes.revisions, "tool", lambda name: None)
+    with pytest.raises(PipelineError, match=r"^dvc is not installed here: pip install -r requirements.txt$"):
+        recipes.main(["cnn_fast"])
+
+
+@pytest.mark.slow
+def test_without_an_activated_venv_a_recipes_stages_run_in_this_python(tmp_path):
+    # A one-stage pipeline whose command, like ours, is a bare `python`: it records which one ran.
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  where:\n    cmd: python -c 'import sys; print(sys.prefix)' > where.txt\n"
+        "    params: [train]\n    outs: [where.txt]\n"
+    )
+    for name in ("params.yaml", "recipes.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    run(["git", "init", "-q"], cwd=tmp_path)
+    run(["dvc", "init", "-q"], cwd=tmp_path)
+    run(["git", "add", "-A"], cwd=tmp_path)
+    run(["git", "commit", "-qm", "toy"], cwd=tmp_path)
+    environment = {**env(), "PATH": WITHOUT_VENV, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "pipeline.recipes", "cnn_fast", "--temp"]
+    result = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    run(["dvc", "exp", "apply", run(["dvc", "exp", "ls", "--name-only"], cwd=tmp_path).stdout.split()[-1]], cwd=tmp_path)
+    assert (tmp_path / "where.txt").read_text().strip() == sys.prefix

@@ -5,15 +5,16 @@ What `pipeline.report` and `pipeline.history` compare. Everything they read unde
 no checkout and no retraining. Runs git in the current directory, the repository root.
 """
 import json
+import os
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from pipeline import config
-from pipeline.errors import ConfigError, DataError, RevisionError, complaint
+from pipeline.errors import ConfigError, DataError, PipelineError, RevisionError, complaint
 
 WORKSPACE = None  # the revision that means "the files on disk"
 ABSENT = "(absent)"  # the value of a dotted key on the side that does not have it
@@ -160,3 +161,23 @@ def tool(name: str) -> str | None:
     """An executable from the running virtualenv (as the stages' `python` is) or else from PATH."""
     beside = Path(sys.executable).parent / name
     return str(beside) if beside.is_file() else shutil.which(name)
+
+
+def dvc() -> str:
+    """The dvc that `tool` finds; a PipelineError saying how to install it when there is none."""
+    found = tool("dvc")
+    if found is None:
+        raise PipelineError("dvc is not installed here: pip install -r requirements.txt")
+    return found
+
+
+def activated(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` with the running virtualenv's bin first on PATH, as its `activate` script sets it.
+
+    DVC runs each stage's `python -m stages...` through the shell, which looks `python` up on
+    PATH: without this, a recipe started as `.venv/bin/python -m pipeline.recipes` from a shell
+    that never activated the venv would run its stages in another python, without our packages.
+    """
+    bin_dir = str(Path(sys.executable).parent)
+    rest = [part for part in environ.get("PATH", "").split(os.pathsep) if part and part != bin_dir]
+    return {**environ, "PATH": os.pathsep.join([bin_dir, *rest])}

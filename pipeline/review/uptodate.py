@@ -46,10 +46,7 @@ def stale(status: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def dvc_status() -> dict[str, Any]:
-    dvc = revisions.tool("dvc")
-    if dvc is None:
-        raise PipelineError("dvc is not installed here: pip install -r requirements.txt")
-    result = subprocess.run([dvc, "status", "--json"], capture_output=True, text=True)
+    result = subprocess.run([revisions.dvc(), "status", "--json"], capture_output=True, text=True)
     if result.returncode != 0:
         raise PipelineError(f"dvc status failed: {complaint(result.stderr, 'no message')}")
     return json.loads(result.stdout or "{}")
