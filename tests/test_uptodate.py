@@ -133,3 +133,96 @@ def test_real_dvc_status_of_a_clone_without_data_or_without_its_metrics(unpulled
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith("error: out of date, run `dvc repro`") and result.stderr.count("\n") == 1
     assert "evaluate: " in result.stderr and "metrics/metrics.json deleted" in result.stderr
+
+
+# `dvc status --json` after `dvc exp apply` of a 2-epoch run and `git checkout -- dvc.lock
+# params.yaml metrics/`: the workspace holds the other run's model, and everything else is HEAD's.
+CHECKED_OUT = {
+    "train": [{"changed outs": {"models/model.keras": "modified"}}],
+    "evaluate": [{"changed deps": {"models/model.keras": "modified"}}],
+    "export": [{"changed deps": {"models/model.keras": "modified"}}, {"changed outs": {"models/saved_model": "modified"}}],
+    "field": [{"changed deps": {"models/model_float32.tflite": "modified"}}],
+}
+
+
+# The tflite too: export's own output, which field reads.
+EXPORT_CHECKED_OUT = {**CHECKED_OUT, "export": CHECKED_OUT["export"] + [{"changed outs": {"models/model_float32.tflite": "modified"}}]}
+
+
+def test_cached_outputs_that_only_differ_from_dvc_lock_are_to_check_out_not_to_rebuild():
+    assert uptodate.stale(EXPORT_CHECKED_OUT) == {}
+    assert uptodate.checked_out(EXPORT_CHECKED_OUT) == {
+        "train": ["models/model.keras modified"],
+        "evaluate": ["models/model.keras modified"],
+        "export": ["models/model.keras modified", "models/saved_model modified", "models/model_float32.tflite modified"],
+        "field": ["models/model_float32.tflite modified"],
+    }
+
+
+def test_a_changed_output_of_a_stale_stage_or_a_dep_no_stage_reports_is_to_rebuild():
+    stale_train = {**EXPORT_CHECKED_OUT, "train": [{"changed deps": {"pipeline/training.py": "modified"}}, *CHECKED_OUT["train"]]}
+    assert uptodate.stale(stale_train) == {
+        "train": ["pipeline/training.py modified", "models/model.keras modified"],
+        "evaluate": ["models/model.keras modified"],  # its model comes from a stale stage...
+        "export": ["models/model.keras modified", "models/saved_model modified", "models/model_float32.tflite modified"],
+        "field": ["models/model_float32.tflite modified"],  # ...and so, through export, does field's
+    }
+    assert uptodate.checked_out(stale_train) == {}
+    # A model that evaluate's lock does not match but train's does: dvc.lock disagrees with itself.
+    lock_disagrees = {"evaluate": CHECKED_OUT["evaluate"]}
+    assert uptodate.stale(lock_disagrees) == {"evaluate": ["models/model.keras modified"]}
+    assert uptodate.checked_out(lock_disagrees) == {}
+
+
+def test_main_names_dvc_checkout_for_outputs_only_checked_out_and_dvc_repro_only_for_stale_stages(monkeypatch):
+    monkeypatch.setattr(uptodate, "dvc_status", lambda: EXPORT_CHECKED_OUT)
+    with pytest.raises(CheckFailed) as caught:
+        uptodate.main()
+    message = str(caught.value)
+    assert "`dvc checkout`" in message and "dvc repro" not in message and "\n" not in message
+    assert "train: models/model.keras modified" in message
+
+    with_stale_plot = {**EXPORT_CHECKED_OUT, "plot": [{"changed deps": {"params.yaml": {"plot": "modified"}}}]}
+    monkeypatch.setattr(uptodate, "dvc_status", lambda: with_stale_plot)
+    with pytest.raises(CheckFailed) as caught:
+        uptodate.main()
+    stale_part, _, checkout_part = str(caught.value).partition("; ")
+    assert stale_part.startswith("out of date, run `dvc repro`") and "(plot: params.yaml:plot modified)" in stale_part
+    assert "`dvc checkout`" in checkout_part and "train: models/model.keras modified" in checkout_part
+
+
+# The toy whose model depends on a param, so that another run can make another model.
+TOY_WITH_PARAMS = TOY_DVC_YAML.replace(
+    "echo weights > models/model.keras", "echo weights ${train.epochs} > models/model.keras"
+).replace("    outs:\n      - models/model.keras", "    params: [train.epochs]\n    outs:\n      - models/model.keras", 1)
+
+
+@pytest.mark.slow
+def test_real_outputs_checked_out_from_another_run_name_dvc_checkout_which_fixes_them(tmp_path):
+    (tmp_path / "dvc.yaml").write_text(TOY_WITH_PARAMS)
+    (tmp_path / "params.yaml").write_text("train:\n  epochs: 1\n")
+    run(["git", "init", "-q"], cwd=tmp_path)
+    run(["dvc", "init", "-q"], cwd=tmp_path)
+    run(["dvc", "repro", "-q"], cwd=tmp_path)
+    run(["git", "add", "-A"], cwd=tmp_path)
+    run(["git", "commit", "-qm", "built"], cwd=tmp_path)
+    # Another run's model in the workspace, with HEAD's dvc.lock, params and metrics: as the issue did.
+    run(["dvc", "exp", "run", "-q", "-S", "train.epochs=2", "-n", "two"], cwd=tmp_path)
+    run(["dvc", "exp", "apply", "two"], cwd=tmp_path)
+    run(["git", "checkout", "--", "dvc.lock", "params.yaml", "metrics/"], cwd=tmp_path)
+
+    def verdict() -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "pipeline.uptodate"]
+        return subprocess.run(command, cwd=tmp_path, env=env(PYTHONPATH=str(ROOT)), capture_output=True, text=True)
+
+    result = verdict()
+    assert result.returncode == 1 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "`dvc checkout`" in result.stderr and "dvc repro" not in result.stderr
+    assert "train: models/model.keras modified" in result.stderr
+    run(["dvc", "checkout", "-q"], cwd=tmp_path)  # what it says to do...
+    assert verdict().returncode == 0  # ...is all it takes
+
+    (tmp_path / "params.yaml").write_text("train:\n  epochs: 3\n")  # a real change still says repro
+    result = verdict()
+    assert result.returncode == 1 and result.stderr.startswith("error: out of date, run `dvc repro`")
+    assert "params.yaml:train.epochs modified" in result.stderr and "checkout" not in result.stderr
