@@ -194,6 +194,41 @@ def test_model_problems_are_one_line(tmp_path, digits_dir, capsys, make, message
     assert err.count("\n") == 1 and str(path) in err and message in err
 
 
+def saved_model(folder: Path) -> Path:
+    """The export stage's TF Serving layout, as far as a path check sees it: VERSION/saved_model.pb."""
+    (folder / "1" / "variables").mkdir(parents=True)
+    (folder / "1" / "saved_model.pb").write_bytes(b"\x08\x01")
+    return folder
+
+
+@pytest.mark.parametrize("given", ["saved_model/1", "saved_model", "saved_model/1/saved_model.pb"])
+def test_a_saved_model_is_named_as_a_format_model_does_not_take_not_as_damaged(tmp_path, digits_dir, capsys, given):
+    saved_model(tmp_path / "saved_model")
+    path = tmp_path / given
+    assert predict_main([str(digits_dir), "--model", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith(f"error: {path}: a TF Serving SavedModel, not a --model format; --model takes a .keras or .tflite file")
+    assert "damaged" not in err and "checkout" not in err and "folder, not a file" not in err
+
+
+def test_the_pipelines_saved_model_is_named_so_even_before_it_is_built(tmp_path, digits_dir, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a fresh clone: models/saved_model is a path of the export stage, absent
+    assert predict_main([str(digits_dir), "--model", "models/saved_model/1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: models/saved_model/1: a TF Serving SavedModel, not a --model format")
+
+
+@pytest.mark.parametrize(("name", "problem"), [("weights.h5", "not a --model format"), ("models", "a folder, not a --model format")])
+def test_other_formats_and_folders_name_the_formats_model_takes(tmp_path, digits_dir, capsys, name, problem):
+    path = tmp_path / name
+    path.mkdir() if "." not in name else path.write_bytes(b"\x89HDF\r\n")
+    assert predict_main([str(digits_dir), "--model", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: {problem}; --model takes a .keras or .tflite file") and err.count("\n") == 1
+    assert "damaged" not in err and "checkout" not in err
+
+
 def test_model_that_would_run_code_on_load_is_refused(tmp_path, digits_dir, capsys):
     from pipeline.tf import keras
 

@@ -4,7 +4,7 @@
     predictions = Predictor.from_path().predict(["examples/pen-4.png"])
 
 `Predictor.from_path()` takes the LiteRT float32 model when the export stage has made one, else
-the Keras model; a path picks either (`.tflite` is LiteRT, anything else Keras). LiteRT starts in
+the Keras model; a path picks either (`.tflite` is LiteRT, `.keras` Keras; nothing else is taken). LiteRT starts in
 well under a second with no TensorFlow import; TensorFlow alone takes seconds to import.
 
 Any number of inputs runs in bounded memory (`stream` goes one chunk at a time), and a bad input
@@ -21,7 +21,7 @@ import numpy as np
 from pipeline import paths
 from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES
 from pipeline.models import INFERENCE_BATCH
-from pipeline.errors import PipelineError
+from pipeline.errors import DataError, PipelineError
 from pipeline.litert import LiteRTModel
 from pipeline.predict.images import from_array, load_gray, load_gray_bytes, to_gray
 from pipeline.predict.normalise import to_mnist
@@ -30,7 +30,9 @@ CHUNK = 256  # images read and classified together
 NON_FINITE = "the model gave non-finite probabilities (NaN weights?)"
 # The two forms a Predictor runs; `Predictor.format` says which, e.g. for a service to report.
 LITERT, KERAS = "litert", "keras"
-LITERT_SUFFIX = ".tflite"
+LITERT_SUFFIX, KERAS_SUFFIX = ".tflite", ".keras"
+# Said with every refused format: what to give instead. The SavedModel is TF Serving's, not ours.
+FORMATS = f"--model takes a {KERAS_SUFFIX} or {LITERT_SUFFIX} file, e.g. {paths.LITERT_FLOAT32}"
 
 
 @dataclass(frozen=True)
@@ -75,9 +77,9 @@ class Predictor:
 
     @classmethod
     def from_path(cls, path: str | Path | None = None) -> "Predictor":
-        """The model at `path` (`.tflite`: LiteRT, else Keras); with none, `default_model()`."""
+        """The model at `path` (`.tflite`: LiteRT, `.keras`: Keras); with none, `default_model()`."""
         path = Path(path) if path is not None else default_model()
-        if path.suffix.lower() == LITERT_SUFFIX:
+        if model_format(path) == LITERT:
             return cls(LiteRTModel.from_path(path), str(path))
         from pipeline.models import load_model  # imports TensorFlow: only when a Keras model is asked for
 
@@ -114,6 +116,32 @@ class Predictor:
         probabilities = self.probabilities(np.stack([p.digit28 for p in ready])) if ready else []
         found = iter(probabilities)
         return [p if p.error else _answer(p, next(found)) for p in prepared]
+
+
+def model_format(path: Path) -> str:
+    """LITERT or KERAS, by the file's suffix; DataError naming what else `path` is.
+
+    Asked before reading anything: a SavedModel folder (or its saved_model.pb) is an export the
+    service does not run, and telling its user the folder is damaged and to restore it would
+    send them after a fault that is not there.
+    """
+    suffix = path.suffix.lower()
+    if suffix in (LITERT_SUFFIX, KERAS_SUFFIX) and not os.path.isdir(path):
+        return LITERT if suffix == LITERT_SUFFIX else KERAS
+    if _saved_model(path):
+        raise DataError(f"{path}: a TF Serving SavedModel, not a --model format; {FORMATS}")
+    if os.path.isdir(path):
+        raise DataError(f"{path}: a folder, not a --model format; {FORMATS}")
+    raise DataError(f"{path}: not a --model format; {FORMATS}")
+
+
+def _saved_model(path: Path) -> bool:
+    """Whether `path` is a SavedModel's folder, its version folder's parent, its saved_model.pb, or
+    the export stage's SavedModel path (so also in a clone that has not built or pulled it)."""
+    output = paths.stage_output(path)
+    if path.name == "saved_model.pb" or (output is not None and paths.SAVED_MODEL in (output, *output.parents)):
+        return True
+    return os.path.isdir(path) and (os.path.isfile(path / "saved_model.pb") or any(path.glob("*/saved_model.pb")))
 
 
 def default_model() -> Path:
