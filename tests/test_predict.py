@@ -114,10 +114,10 @@ def test_json_reports_errors_as_objects(model_path, tmp_path, capsys):
 
 def test_save_preprocessed_writes_what_the_model_saw(model_path, digits_dir, tmp_path):
     out_dir = tmp_path / "seen"
+    inputs = sorted(digits_dir.iterdir())
     assert predict_main([str(digits_dir), "--model", str(model_path), "--save-preprocessed", str(out_dir)]) == 0
-    saved = sorted(p.name for p in out_dir.iterdir())
-    assert saved == [f"digit{d}.28x28.png" for d in range(10)]
-    seen = np.asarray(Image.open(out_dir / "digit4.28x28.png"))
+    assert sorted(out_dir.iterdir()) == sorted(out_dir / command.output_name(path) for path in inputs)
+    seen = np.asarray(Image.open(out_dir / command.output_name(digits_dir / "digit4.gif")))
     assert seen.shape == (28, 28) and seen.max() == 255 and seen[0].max() == 0  # light on black
 
 
@@ -131,19 +131,20 @@ def test_save_preprocessed_into_the_input_folder_keeps_the_inputs(model_path, di
     assert predict_main(args) == 0
     after = files_in(digits_dir)
     assert {name: after[name] for name in inputs} == inputs  # byte for byte
-    assert sorted(set(after) - set(inputs)) == [f"digit{d}.28x28.png" for d in range(10)]
+    assert sorted(set(after) - set(inputs)) == sorted(command.output_name(digits_dir / name) for name in inputs)
 
 
 def test_save_preprocessed_refuses_up_front_if_any_output_exists(model_path, digits_dir, tmp_path, capsys):
     out_dir = tmp_path / "seen"
     out_dir.mkdir()
-    for name in ("digit3.28x28.png", "digit5.28x28.png"):
+    names = [command.output_name(digits_dir / name) for name in ("digit3.bmp", "digit5.jpg")]
+    for name in names:
         (out_dir / name).write_bytes(b"an earlier run's, or the user's")
     before = files_in(out_dir)
     assert predict_main([str(digits_dir), "--model", str(model_path), "--save-preprocessed", str(out_dir)]) == 1
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1  # nothing predicted: one line, and no work done
-    assert err.startswith(f"error: {out_dir / 'digit3.28x28.png'}: already exists (and 1 more")
+    assert err.startswith(f"error: {out_dir / names[0]}: already exists (and 1 more")
     assert files_in(out_dir) == before
 
 
@@ -155,11 +156,68 @@ def test_save_preprocessed_into_a_file_is_one_line(model_path, digits_dir, tmp_p
     assert target.read_text() == "mine"
 
 
-def test_every_input_gets_its_own_output_name():
-    inputs = [Path("a/x.png"), Path("b/x.png"), Path("x.jpg"), Path("X.gif"), Path("my digit.png")]
-    # X.gif apart from x.jpg: one file on a case-insensitive disk (macOS, Windows)
-    expected = ["x.28x28.png", "x-1.28x28.png", "x-2.28x28.png", "X-3.28x28.png", "my-digit.28x28.png"]
-    assert command.output_names(inputs) == expected
+def test_every_input_gets_its_own_output_name_from_its_own_path_alone(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    inputs = [Path(name) for name in ("a b.png", "a-b.png", "a/x.png", "b/x.png", "x.jpg", "X.jpg", "a_b.png")]
+    names = command.output_names(inputs)
+    assert len({name.lower() for name in names}) == len(inputs)  # apart even on a case-insensitive disk
+    # Whatever else is given, and in whatever order: no name can go to another image
+    assert names == [command.output_name(path) for path in inputs] == command.output_names(inputs[::-1])[::-1]
+    assert command.output_name(Path("./a b.png")) == command.output_name(tmp_path / "a b.png") == names[0]
+    assert names[0].startswith("a-b-") and names[2].startswith("x-") and all(n.endswith(".28x28.png") for n in names)
+
+
+def test_save_preprocessed_prints_each_source_with_the_file_that_holds_its_digit(model_path, tmp_path, capsys):
+    # The pair: "a b.png" and "a-b.png" once mapped to a-b.28x28.png and a-b-1.28x28.png.
+    glyph(3, size=90).save(tmp_path / "a b.png")
+    glyph(7, size=90).save(tmp_path / "a-b.png")
+    out_dir = tmp_path / "seen"
+    for order in (["a-b.png", "a b.png"], ["a b.png", "a-b.png"]):
+        shutil.rmtree(out_dir, ignore_errors=True)
+        inputs = [str(tmp_path / name) for name in order]
+        assert predict_main([*inputs, "--model", str(model_path), "--save-preprocessed", str(out_dir)]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert [line.split(": ")[0] for line in lines] == inputs
+        for line, source in zip(lines, inputs):
+            saved = Path(line.rsplit("; saved as ", 1)[1])
+            assert saved == out_dir / command.output_name(Path(source))
+            expected = Predictor.from_path(model_path).predict([source])[0].digit28
+            assert np.array_equal(np.asarray(Image.open(saved)), np.round(expected * 255).astype(np.uint8))
+    source = tmp_path / "a b.png"
+    assert predict_main([str(source), "--model", str(model_path), "--json", "--save-preprocessed", str(tmp_path / "j")]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["path"] == str(source) and record["saved"] == str(tmp_path / "j" / command.output_name(source))
+
+
+def test_one_image_given_twice_is_saved_once_and_both_lines_say_where(model_path, digits_dir, tmp_path, capsys):
+    source = str(digits_dir / "digit2.png")
+    args = [source, source, "--model", str(model_path), "--save-preprocessed", str(tmp_path / "seen")]
+    assert predict_main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0] == lines[1] and lines[0].endswith(command.output_name(Path(source)))
+    assert len(list((tmp_path / "seen").iterdir())) == 1
+
+
+def test_results_and_folder_errors_come_in_the_order_of_the_arguments(model_path, digits_dir, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    inputs = [digits_dir / "digit1.tiff", empty, tmp_path / "missing.png", digits_dir / "digit2.png", empty]
+    assert predict_main([*map(str, inputs), "--model", str(model_path), "--json"]) == 1
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [record["path"] for record in records] == list(map(str, inputs))
+    assert ["error" in record for record in records] == [False, True, True, False, True]
+
+
+def test_lines_on_stdout_and_stderr_interleave_in_argument_order(model_path, digits_dir, tmp_path):
+    # What `predict ... 2>&1 | less` shows: each line written as its input comes, not per chunk.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    inputs = [digits_dir / "digit1.tiff", empty, digits_dir / "digit2.png", tmp_path / "missing.png"]
+    command_line = [sys.executable, "-m", "pipeline.predict", *map(str, inputs), "--model", str(model_path)]
+    result = subprocess.run(command_line, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert [line.removeprefix("error: ").split(": ")[0] for line in lines] == list(map(str, inputs))
 
 
 def no_hard_links(source, destination):
@@ -219,7 +277,9 @@ def test_the_pipelines_saved_model_is_named_so_even_before_it_is_built(tmp_path,
     assert err.startswith("error: models/saved_model/1: a TF Serving SavedModel, not a --model format")
 
 
-@pytest.mark.parametrize(("name", "problem"), [("weights.h5", "not a --model format"), ("models", "a folder, not a --model format")])
+@pytest.mark.parametrize(
+    ("name", "problem"), [("weights.h5", "not a --model format"), ("models", "a folder, not a --model format")]
+)
 def test_other_formats_and_folders_name_the_formats_model_takes(tmp_path, digits_dir, capsys, name, problem):
     path = tmp_path / name
     path.mkdir() if "." not in name else path.write_bytes(b"\x89HDF\r\n")
