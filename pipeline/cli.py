@@ -10,9 +10,10 @@ import threading
 import time
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
-from pipeline.errors import PipelineError
+from pipeline import paths
+from pipeline.errors import ConfigError, PipelineError
 
 # The machine, not the code, failed. The writers in pipeline.artifacts already report these
 # naming their file; this catches the rest, e.g. Keras saving its scratch copy of a model.
@@ -45,7 +46,7 @@ def run(main: Callable[[], int | None], interrupted: str = INTERRUPTED, skip_tea
     try:
         code = main()
     except PipelineError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {error}{after_dvc_deleted(error)}", file=sys.stderr)
         sys.exit(1)
     except OSError as error:
         if error.errno not in ENVIRONMENT_ERRORS:
@@ -65,6 +66,30 @@ def run(main: Callable[[], int | None], interrupted: str = INTERRUPTED, skip_tea
         sys.exit(code)
     if skip_teardown:
         leave()
+
+
+def after_dvc_deleted(error: PipelineError, environ: Mapping[str, str] = os.environ) -> str:
+    """For bad params in a stage that DVC runs: how to get back the outputs DVC deleted; else "".
+
+    DVC deletes a stage's outputs before it runs the command (`dvc repro`, `dvc exp run -S`), so
+    a stage that refuses params.yaml as its first step has built nothing and still lost them. They
+    are the ones dvc.lock records, so a checkout brings them back at once where a fixed params.yaml
+    and `dvc repro` would retrain. Other errors come after work began: `dvc repro` is their fix.
+    """
+    stage = environ.get("DVC_STAGE", "")
+    # `dvc exp run --temp` and queued runs work in a copy under .dvc/tmp/exps: the workspace keeps all.
+    if not isinstance(error, ConfigError) or stage not in paths.STAGE_OUTPUTS or "/.dvc/tmp/exps/" in os.getcwd() + "/":
+        return ""
+    outputs = [output for output in paths.STAGE_OUTPUTS[stage] if output not in paths.PERSISTED]
+    if not outputs:
+        return ""
+    tracked = [str(output) for output in outputs if paths.tracked_by_git(output)]  # no DVC cache holds these
+    restores = [f"`git checkout -- {' '.join(tracked)}`"] if tracked else []
+    restores += [f"`dvc checkout {stage}`"] if len(tracked) < len(outputs) else []
+    return (
+        f"; dvc had already deleted {stage}'s outputs: restore them with {' and '.join(restores)}, "
+        f"and {paths.PARAMS} with `git checkout -- {paths.PARAMS}`"
+    )
 
 
 def leave() -> None:

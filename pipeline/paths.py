@@ -30,6 +30,9 @@ FIELD_METRICS = METRICS_DIR / "field.json"  # the exported model on images made 
 # Outputs with `cache: false` in dvc.yaml: committed to git, so every clone has them. A missing
 # one is a change to report and is restored by git; DVC caches (and `dvc pull`s) the rest.
 GIT_TRACKED = (DATASET_INFO, LEARNING_CURVE, METRICS, PREDICTIONS, PLOTS_DIR, EXPORT_METRICS, FIELD_METRICS)
+# Outputs with `persist: true`: DVC leaves them in place while their stage runs (it deletes the
+# others first), so a failed field stage keeps the last complete scores.
+PERSISTED = (FIELD_METRICS,)
 
 # Written by `python -m pipeline.report` and `python -m pipeline.history`, not by DVC stages.
 REPORT_DIR = Path("report")

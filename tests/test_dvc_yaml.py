@@ -119,6 +119,15 @@ def test_git_tracked_outputs_are_exactly_the_uncached_ones():
     assert len(paths.GIT_TRACKED) == len(uncached)  # each once
 
 
+def test_persisted_outputs_are_the_ones_the_code_names():
+    # A stage's error under DVC says which outputs DVC deleted before running it: all but these.
+    persisted = {
+        name for stage in STAGES.values() for entry in stage.get("outs", []) + stage.get("metrics", [])
+        if isinstance(entry, dict) for name, options in entry.items() if options.get("persist")
+    }
+    assert persisted == {path.as_posix() for path in paths.PERSISTED}
+
+
 def test_metrics_and_plots_point_at_outputs():
     assert out_names({"metrics": STAGES["evaluate"]["metrics"]}) == [paths.METRICS.as_posix()]
     all_outs = {o for stage in STAGES.values() for o in out_names(stage)}

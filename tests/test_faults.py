@@ -597,6 +597,61 @@ def test_bad_params_stop_a_stage_in_one_line_before_tensorflow(tmp_path, fault):
     assert not faults.tensorflow_imported(shims)
 
 
+# What a stage run by DVC prints after the key's error: DVC deleted the stage's outputs before
+# running it, and they are still dvc.lock's, so checking them out (not retraining) restores them.
+RESTORE_TRAIN = (
+    "; dvc had already deleted train's outputs: restore them with `git checkout -- metrics/learning_curve.csv` "
+    "and `dvc checkout train`, and params.yaml with `git checkout -- params.yaml`\n"
+)
+
+
+@pytest.mark.parametrize("under_dvc", [False, True], ids=["run-directly", "run-by-dvc"])
+def test_bad_params_under_dvc_say_how_to_get_back_the_outputs_dvc_deleted(tmp_path, under_dvc):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(ROOT / "params.yaml", repo / "params.yaml")
+    set_params(repo, **{"train.model": "resnet"})
+    shims = faults.shim_dir(tmp_path / "shim", fake_tensorflow=True)
+    stage_env = fault_env(shims, DVC_STAGE="train") if under_dvc else fault_env(shims)
+    result = subprocess.run([sys.executable, "-m", "stages.train"], cwd=repo, env=stage_env, capture_output=True, text=True)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    key_error = "error: params.yaml: train.model: expected one of mlp, cnn, deep_cnn, got 'resnet'"
+    assert result.stderr == key_error + (RESTORE_TRAIN if under_dvc else "\n")  # run directly, nothing was deleted
+
+
+@pytest.mark.parametrize(
+    ("stage", "restore"),
+    [
+        ("fetch", "`git checkout -- metrics/dataset.json` and `dvc checkout fetch`"),
+        ("preprocess", "`dvc checkout preprocess`"),
+        ("plot", "`git checkout -- metrics/plots`"),
+    ],
+)
+def test_the_restore_names_each_stages_own_outputs_by_where_they_are_kept(stage, restore):
+    from pipeline.errors import ConfigError
+
+    hint = cli.after_dvc_deleted(ConfigError("params.yaml: seed: expected an integer"), {"DVC_STAGE": stage})
+    assert hint.startswith(f"; dvc had already deleted {stage}'s outputs: restore them with {restore}, ")
+    assert cli.after_dvc_deleted(DataError("data/raw/mnist.npz: truncated"), {"DVC_STAGE": stage}) == ""  # work was done
+    assert cli.after_dvc_deleted(ConfigError("params.yaml: seed"), {}) == ""  # not run by DVC: nothing deleted
+
+
+def test_a_stage_whose_outputs_dvc_keeps_in_place_says_nothing_more():
+    from pipeline.errors import ConfigError
+
+    # field's scores are `persist: true` in dvc.yaml: DVC leaves them for the stage to replace.
+    assert cli.after_dvc_deleted(ConfigError("params.yaml: field.images: expected an integer"), {"DVC_STAGE": "field"}) == ""
+
+
+def test_a_temporary_experiment_deletes_nothing_in_the_workspace_so_the_line_says_nothing_more(tmp_path, monkeypatch):
+    from pipeline.errors import ConfigError
+
+    copy = tmp_path / ".dvc" / "tmp" / "exps" / "standalone" / "tmpab12cd"  # where `dvc exp run --temp` runs
+    copy.mkdir(parents=True)
+    monkeypatch.chdir(copy)
+    assert cli.after_dvc_deleted(ConfigError("params.yaml: seed: expected an integer"), {"DVC_STAGE": "train"}) == ""
+
+
 def test_the_fake_tensorflow_catches_an_import(tmp_path):
     """The check above can fail: a stage that reaches TensorFlow leaves the marker."""
     shims = faults.shim_dir(tmp_path / "shim", fake_tensorflow=True)
@@ -626,6 +681,23 @@ def test_bad_params_under_dvc_repro(built_repo, tmp_path, fault):
         ours = [l for l in faults.stderr_lines(result.err()) if not l.startswith("ERROR: ")]
         assert len(ours) == 1 and ours[0].startswith(line)
         assert "ERROR: failed to reproduce 'train'" in result.err()
+
+
+@slow
+def test_a_bad_set_param_in_dvc_exp_run_names_the_commands_that_undo_it(built_repo):
+    # The issue's run: `dvc exp run -S train.model=resnet` in a built, committed workspace.
+    repos.commit_all(built_repo, "built")
+    model = (built_repo / "models/model.keras").read_bytes()
+    result = run(["dvc", "exp", "run", "-S", "train.model=resnet"], cwd=built_repo, check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stdout + result.stderr
+    ours = [line for line in faults.stderr_lines(result.stderr) if line.startswith("error: ")]
+    assert len(ours) == 1 and ours[0] + "\n" == "error: params.yaml: train.model: expected one of mlp, cnn, deep_cnn, got 'resnet'" + RESTORE_TRAIN
+    assert not (built_repo / "models/model.keras").exists()  # DVC's doing, before the stage started
+    for restore in re.findall(r"`([^`]+)`", ours[0]):  # exactly what the line says to run
+        run(restore.split(), cwd=built_repo)
+    assert (built_repo / "models/model.keras").read_bytes() == model
+    assert dvc_status(built_repo) == {}
+    assert run(["git", "status", "--porcelain"], cwd=built_repo).stdout == ""
 
 
 # --- a model file that would run code on load --------------------------------------------------
