@@ -455,3 +455,18 @@ def test_the_field_table_of_predicting_is_the_benchmark_runs():
         scores = runs["--images 1000" if name == "mlp" else f"--recipe {name} --images 1000"]
         for source in ("mnist_png", "photos", "drawn", "scans", "app_exports"):
             assert cells[source] == shown(scores[source]), f"{name} {source}: {cells[source]}"
+
+
+FIELD_COLUMN = "field: photos, drawn"
+
+
+def test_the_readme_results_field_column_is_the_benchmark_runs():
+    lines = [line for line in section(readme(), "Results").splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in lines[0].strip().strip("|").split("|")]
+    assert FIELD_COLUMN in header, "the README's results table shows no field scores"
+    runs = field_runs()
+    for line in lines[2:]:
+        cells = dict(zip(header, (cell.strip() for cell in line.strip().strip("|").split("|"))))
+        label = cells["model"].replace("**", "").split()[0]
+        scores = runs["--images 1000" if label == "mlp" else f"--recipe {label} --images 1000"]
+        assert cells[FIELD_COLUMN] == f"{shown(scores['photos'])}, {shown(scores['drawn'])}", label
