@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterable
 
 PARAMS = Path("params.yaml")
+DVC_LOCK = Path("dvc.lock")  # what the last `dvc repro` ran and made: each stage's deps and outs, with md5s
 RECIPES = Path("recipes.yaml")  # named sets of train values, run by `python -m pipeline.recipes NAME`
 
 RAW = Path("data/raw/mnist.npz")

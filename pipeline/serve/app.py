@@ -7,7 +7,8 @@
                     `?include=input` adds `input`, the 28x28 the model saw (rows of floats in
                     [0, 1]), to each classified image's record: the page shows it.
     GET  /healthz   {"status": "ok"}
-    GET  /model     the model answering: file, sha256, format, test accuracy from metrics/
+    GET  /model     the model answering: file, format, sha256 and md5, and the metrics that
+                    measured that content, matched through dvc.lock's hashes (identity.py)
 
 /predict answers 200 when every image was classified, 422 when any was not (the list still holds
 every image's record), as `predict` exits 1 when one input failed. Any other refusal is a 4xx
@@ -20,11 +21,8 @@ interpreter is not thread-safe): small requests on the event loop, big ones in a
 The page's files are served from /static by the app itself: no CDN, it works offline.
 """
 import asyncio
-import hashlib
-import os
 import threading
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -35,11 +33,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pipeline import artifacts, config, paths
-from pipeline.errors import DataError
 from pipeline.predict import images, normalise
 from pipeline.predict.command import as_record
 from pipeline.predict.predictor import Prediction, Predictor, Upload
+from pipeline.serve import identity
 
 # 8 MB: a phone photo of a digit is 2-5 MB; images.py refuses more than 50 megapixels anyway.
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -56,12 +53,6 @@ STATIC = Path(__file__).parent / "static"  # the page: index.html, page.js, page
 INLINE_PIXELS = normalise.WORKING_SIDE**2
 INCLUDES = ("input",)  # what ?include= may add to a record
 INPUT_DECIMALS = 3  # the 28x28's values in `input`: a 1/1000 step is finer than any screen shows
-# The metrics/ entry measuring each of the pipeline's model files: (file, key or None for top level).
-MEASURED_BY = {
-    paths.LITERT_FLOAT32: (paths.EXPORT_METRICS, "litert_float32"),
-    paths.LITERT_INT8: (paths.EXPORT_METRICS, "litert_int8"),
-    paths.MODEL: (paths.METRICS, None),
-}
 
 
 def create_app(
@@ -70,9 +61,9 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     max_files: int = MAX_FILES,
 ) -> FastAPI:
-    """The service answering from `predictor`; reads its model file and metrics/ once, now."""
+    """The service answering from `predictor`; hashes its model file once, now."""
     app = FastAPI(title="MNIST digits", docs_url=None, redoc_url=None, openapi_url=None)
-    info = model_info(predictor)
+    content = model_content(predictor)  # once: a model file is hashed per load, never per request
     lock = threading.Lock()  # one model call at a time: a LiteRT interpreter is not thread-safe
 
     def classify(uploads: list[Upload]) -> list[Prediction]:
@@ -110,7 +101,9 @@ def create_app(
 
     @app.get("/model")
     async def model() -> dict:
-        return info
+        # dvc.lock and metrics/ are read now, not at load: they change under a running service
+        # (`git checkout -- dvc.lock metrics/`), and /model must not vouch for a stale match.
+        return await run_in_threadpool(identity.describe, predictor.source, predictor.format, content)
 
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(ClientDisconnect, client_gone)
@@ -242,39 +235,9 @@ async def server_error(request: Request, error: Exception) -> JSONResponse:
     """A bug: the client gets one line, the server's log the traceback (uvicorn prints it)."""
     return error_response(500, f"internal error ({type(error).__name__}); the server log has the details")
 
-
-def model_info(predictor: Predictor) -> dict[str, Any]:
-    """What GET /model says: the file, its sha256, its format, and its test accuracy if measured."""
+def model_content(predictor: Predictor) -> identity.Content | None:
+    """The hashes of the file `predictor` was loaded from, or None if it has no file here."""
     source = Path(predictor.source) if predictor.source else None
-    digest = None
-    if source is not None and source.is_file():
-        with open(source, "rb") as file:
-            digest = hashlib.file_digest(file, "sha256").hexdigest()
-    metrics, key = measured_by(source) or (None, None)
-    return {
-        "file": str(source) if source else None,
-        "format": predictor.format,
-        "sha256": digest,
-        "test_accuracy": test_accuracy(metrics, key) if metrics else None,
-        "metrics": None if metrics is None else f"{metrics}:{key}" if key else str(metrics),
-    }
-
-
-def measured_by(source: Path | None) -> tuple[Path, str | None] | None:
-    """The metrics entry for `source` if it is one of the pipeline's model files, else None."""
-    if source is None:
+    if source is None or not source.is_file():
         return None
-    for model, entry in MEASURED_BY.items():
-        if os.path.abspath(source) == os.path.abspath(model):
-            return entry
-    return None  # a model elsewhere was not measured by this checkout's metrics
-
-
-def test_accuracy(metrics: Path, key: str | None) -> float | None:
-    """metrics[key].test_accuracy (or the top level's), or None if the file does not hold it."""
-    try:
-        record = artifacts.load_json(metrics)
-        value = (record[key] if key else record)["test_accuracy"]
-    except (DataError, KeyError, TypeError):
-        return None
-    return float(value) if config.is_number(value) else None
+    return identity.digests(source.read_bytes())
