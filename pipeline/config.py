@@ -53,6 +53,7 @@ class TrainConfig:
     augment_zoom: float  # largest zoom in or out, as a fraction
     augment_stroke: float  # largest thickening or thinning of the strokes, in pixels of width
     augment_elastic: float  # strength of the elastic distortion: its displacements' RMS per axis, in pixels
+    augment_rendered: float  # fraction of the training digits replaced, once, by their rendering read back by the normaliser
     distribute: str  # auto (all GPUs when more than one) | off
     ensemble: int  # networks trained from different seeds, their probabilities averaged; 1: one network
 
@@ -105,6 +106,7 @@ CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     # 4 pixels RMS (Simard et al. used about 1.4) leave few digits readable: more is a typo.
     "train.augment_stroke": (lambda v: 0 <= v <= 4, "a number of pixels in [0, 4]"),
     "train.augment_elastic": (lambda v: 0 <= v <= 4, "a number of pixels in [0, 4]"),
+    "train.augment_rendered": (lambda v: 0 <= v <= 1, "a fraction in [0, 1]"),
     "train.distribute": (lambda v: v in DISTRIBUTE, f"one of {', '.join(DISTRIBUTE)}"),
     "train.ensemble": (lambda v: 1 <= v <= MAX_ENSEMBLE, f"an integer in [1, {MAX_ENSEMBLE}]"),
     "plot.samples": (lambda v: 1 <= v <= 100, "an integer in [1, 100]"),

@@ -4,6 +4,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import rendered
 from pipeline.artifacts import LEARNING_CURVE_COLUMNS
 from pipeline.config import TrainConfig
 from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES
@@ -233,7 +234,10 @@ def fit(
     `member_seed(seed, k)`, one after another; the model returned averages their probabilities
     (`models.average`) and the curve is the members' mean. `device_type` is what
     `train.distribute: auto` spreads over; tests pass "CPU" to split the CPU into logical devices.
+    With `augment_rendered` > 0, that share of the training digits is replaced first, once, by
+    the served path's reading of their rendering (`rendered.swap_in`), for every member alike.
     """
+    train = (rendered.swap_in(train[0], params.augment_rendered, seed), train[1])
     if params.ensemble == 1:
         return fit_network(train, val, params, seed, log, device_type)
     members, curves = [], []
