@@ -2,6 +2,8 @@
 Debian's chromium-driver. Real mouse strokes draw a 1, a 7 and a 0 on the canvas and the page must
 show each digit, the 28x28 the model saw and the bars; a PNG is uploaded through the file input
 and another dropped on the page; at phone width (390 px) a finger draws a 7 (touch input). It saves the two screenshots docs/serve.md shows.
+A server answering 503 (plain text, as uvicorn's concurrency limit does, or JSON with Retry-After)
+is shown as busy, not as a server that did not answer.
 
 The server is the real one, `python -m pipeline.serve`, answering from the template model of
 tests/helpers/glyphs.py exported to LiteRT: CI has no models/ (DVC outputs are not in git) and no
@@ -13,9 +15,12 @@ No Chromium is a failure, not a skip: every test runs in CI, and `.ci/run` insta
 """
 import base64
 import io
+import json
 import math
 import shutil
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -29,6 +34,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from pipeline import export
+from pipeline.serve.app import STATIC
 from tests.helpers.faults import Started
 from tests.helpers.glyphs import glyph, template_model
 from tests.helpers.repos import ROOT, env
@@ -227,6 +233,55 @@ def test_a_non_image_file_says_why(server, browser, tmp_path):
     status = browser.find_element(By.ID, "status")
     assert status.text.startswith("notes.txt: not an image") and "error" in status.get_attribute("class")
     assert shown(browser)["digit"] == "\u2013"
+
+
+class Overloaded(BaseHTTPRequestHandler):
+    """The page's own files, and 503 for every POST: what an overloaded service answers, in
+    plain text as uvicorn's concurrency limit does, or as a JSON error with Retry-After."""
+
+    json_body = False
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        name = "index.html" if self.path == "/" else self.path.removeprefix("/static/")
+        kinds = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+        self.reply(200, (STATIC / name).read_bytes(), kinds[Path(name).suffix])
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        if self.json_body:
+            self.reply(503, json.dumps({"error": "overloaded"}).encode(), "application/json", {"Retry-After": "3"})
+        else:
+            self.reply(503, b"Service Unavailable", "text/plain; charset=utf-8")
+
+    def reply(self, status: int, body: bytes, kind: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in {"Content-Type": kind, "Content-Length": str(len(body)), **(headers or {})}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass  # the test's output stays the test's
+
+
+@pytest.mark.parametrize(("json_body", "expected"), [(False, "The server is busy: try again."), (True, "The server is busy: try again in 3 s.")])
+def test_a_busy_server_is_shown_as_busy_not_as_no_answer(browser, json_body, expected):
+    handler = type("Handler", (Overloaded,), {"json_body": json_body})
+    stub = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=stub.serve_forever, daemon=True).start()
+    try:
+        viewport(browser, *DESKTOP)
+        browser.get(f"http://127.0.0.1:{stub.server_address[1]}/")
+        before = answers(browser)
+        draw(browser, STROKES[1])
+        wait_for_answer(browser, before)
+        status = browser.find_element(By.ID, "status")
+        # It used to be "The server did not answer (... is not valid JSON)".
+        assert status.text == expected and "error" in status.get_attribute("class")
+        assert shown(browser)["digit"] == "\u2013"
+    finally:
+        stub.shutdown()
+        stub.server_close()
 
 
 def test_the_page_works_at_phone_width(server, browser):

@@ -82,8 +82,15 @@ async function send(body, headers, what) {
   say("Asking the model\u2026");
   try {
     const response = await fetch(PREDICT_URL, { method: "POST", body, headers });
-    const reply = await response.json();
+    // An overloaded server (or a proxy in front of it) may answer in plain text, not JSON.
+    const json = (response.headers.get("content-type") || "").includes("application/json");
+    const reply = json ? await response.json() : { error: (await response.text()).trim() };
     if (mine !== asked) return;  // a newer drawing or file was sent since
+    if (response.status === 503) {
+      show(null);
+      say(busy(response.headers.get("retry-after")), true);
+      return;
+    }
     const record = Array.isArray(reply) ? reply[0] : null;
     if (!record || record.error) {
       show(null);
@@ -95,6 +102,12 @@ async function send(body, headers, what) {
   } catch (error) {
     if (mine === asked) say(`The server did not answer (${error.message}).`, true);
   }
+}
+
+function busy(retryAfter) {
+  const seconds = Number.parseInt(retryAfter, 10);
+  const when = Number.isFinite(seconds) && seconds > 0 ? ` in ${seconds} s` : "";
+  return `The server is busy: try again${when}.`;
 }
 
 function say(text, isError = false) {
