@@ -252,3 +252,41 @@ def test_an_array_in_no_known_range_is_one_line_naming_the_range(low, high):
     message = str(caught.value)
     assert message.startswith("scan: pixel values span ") and f"{low:g} to {high:g}" in message
     assert "\n" not in message
+
+
+def progressive_jpeg(extra_scans: int = 0) -> bytes:
+    """A progressive JPEG of a 256x256 gradient, and `extra_scans` empty scans before its end: each
+    a valid SOS header refining the first component's DC bit, with no data (12 bytes)."""
+    buffer = io.BytesIO()
+    gradient = np.tile(np.arange(256, dtype=np.uint8), (256, 1))
+    Image.fromarray(gradient, mode="L").save(buffer, format="JPEG", progressive=True, quality=90)
+    data = buffer.getvalue()
+    assert data.endswith(b"\xff\xd9")
+    empty_scan = b"\xff\xda" + struct.pack(">H", 8) + bytes([1, 1, 0x00, 0, 0, 0x10]) + b"\x00\x00"
+    return data[:-2] + empty_scan * extra_scans + b"\xff\xd9"
+
+
+def test_a_progressive_jpeg_as_encoders_write_it_decodes():
+    gray = images.load_gray_bytes(progressive_jpeg(), "photo.jpg")
+    assert gray.shape == (256, 256) and gray[:, -1].mean() > 0.9 > 0.1 > gray[:, 0].mean()
+
+
+def test_a_jpeg_padded_with_empty_scans_is_refused_before_any_is_decoded(tmp_path):
+    bomb = progressive_jpeg(extra_scans=200_000)  # 2.4 MB: under the service's 8 MB upload limit
+    with pytest.raises(ImageError, match=r"^upload.jpg: a JPEG of 200,\d{3} scans; refusing it"):
+        images.load_gray_bytes(bomb, "upload.jpg")
+    path = tmp_path / "scan-bomb.jpg"
+    path.write_bytes(bomb)
+    with pytest.raises(ImageError, match="scan-bomb.jpg: a JPEG of"):
+        images.load_gray(path)
+
+
+@pytest.mark.parametrize("extra", [0, 50, images.MAX_JPEG_SCANS + 1])
+def test_the_scan_limit_counts_every_scan(extra):
+    data = progressive_jpeg(extra)
+    scans = data.count(images.SCAN_MARKER)
+    if scans > images.MAX_JPEG_SCANS:
+        with pytest.raises(ImageError, match=f"a JPEG of {scans:,} scans"):
+            images.load_gray_bytes(data, "x.jpg")
+    else:
+        images.load_gray_bytes(data, "x.jpg")  # what encoders write, and some slack, still reads
