@@ -7,8 +7,10 @@
                     `?include=input` adds `input`, the 28x28 the model saw (rows of floats in
                     [0, 1]), to each classified image's record: the page shows it.
     GET  /healthz   {"status": "ok"}
-    GET  /model     the model answering: file, format, sha256 and md5, and the metrics that
+    GET  /model     the model answering: file, format, sha256, md5, and the metrics that
                     measured that content, matched through dvc.lock's hashes (identity.py)
+
+The model follows its file: replaced on disk, it is reloaded by the next request (holder.py).
 
 /predict answers 200 when every image was classified, 422 when any was not (the list still holds
 every image's record), as `predict` exits 1 when one input failed. Any other refusal is a 4xx
@@ -37,6 +39,7 @@ from pipeline.predict import images, normalise
 from pipeline.predict.command import as_record
 from pipeline.predict.predictor import Prediction, Predictor, Upload
 from pipeline.serve import identity
+from pipeline.serve.holder import ModelHolder
 
 # 8 MB: a phone photo of a digit is 2-5 MB; images.py refuses more than 50 megapixels anyway.
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -61,16 +64,18 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     max_files: int = MAX_FILES,
 ) -> FastAPI:
-    """The service answering from `predictor`; hashes its model file once, now."""
+    """The service answering from `predictor`, and from its file's new content when that changes."""
     app = FastAPI(title="MNIST digits", docs_url=None, redoc_url=None, openapi_url=None)
-    content = model_content(predictor)  # once: a model file is hashed per load, never per request
-    lock = threading.Lock()  # one model call at a time: a LiteRT interpreter is not thread-safe
+    holder = ModelHolder(predictor)  # follows the model file; hashes it once per load, never per request
+    # One model call at a time: a LiteRT interpreter is not thread-safe. One lock for old and new
+    # models alike, so a swap never doubles the CPU the model takes.
+    lock = threading.Lock()
 
-    def classify(uploads: list[Upload]) -> list[Prediction]:
+    def classify(predictor: Predictor, uploads: list[Upload]) -> list[Prediction]:
         with lock:
             return predictor.predict(uploads)
 
-    async def classify_soon(uploads: list[Upload]) -> list[Prediction]:
+    async def classify_soon(predictor: Predictor, uploads: list[Upload]) -> list[Prediction]:
         # Small requests run here when the model is free; photos and many files go to the thread
         # so that other connections are not kept waiting meanwhile.
         small = sum(images.pixel_count(upload.content) for upload in uploads) <= INLINE_PIXELS
@@ -79,13 +84,14 @@ def create_app(
                 return predictor.predict(uploads)
             finally:
                 lock.release()
-        return await run_in_threadpool(classify, uploads)
+        return await run_in_threadpool(classify, predictor, uploads)
 
     @app.post("/predict")
     async def predict(request: Request) -> JSONResponse:
         with_input = "input" in included(request)
         uploads = await read_uploads(request, max_files)
-        predictions = await classify_soon(uploads)
+        loaded = await holder.model()  # this request answers from this model, whatever loads meanwhile
+        predictions = await classify_soon(loaded.predictor, uploads)
         status = 200 if all(p.error is None for p in predictions) else 422
         return JSONResponse([served_record(p, with_input) for p in predictions], status_code=status)
 
@@ -103,7 +109,10 @@ def create_app(
     async def model() -> dict:
         # dvc.lock and metrics/ are read now, not at load: they change under a running service
         # (`git checkout -- dvc.lock metrics/`), and /model must not vouch for a stale match.
-        return await run_in_threadpool(identity.describe, predictor.source, predictor.format, content)
+        loaded = await holder.model()
+        predictor = loaded.predictor
+        info = await run_in_threadpool(identity.describe, predictor.source, predictor.format, loaded.content)
+        return {**info, "refused": holder.refused}
 
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(ClientDisconnect, client_gone)
@@ -234,10 +243,3 @@ async def client_gone(request: Request, error: ClientDisconnect) -> JSONResponse
 async def server_error(request: Request, error: Exception) -> JSONResponse:
     """A bug: the client gets one line, the server's log the traceback (uvicorn prints it)."""
     return error_response(500, f"internal error ({type(error).__name__}); the server log has the details")
-
-def model_content(predictor: Predictor) -> identity.Content | None:
-    """The hashes of the file `predictor` was loaded from, or None if it has no file here."""
-    source = Path(predictor.source) if predictor.source else None
-    if source is None or not source.is_file():
-        return None
-    return identity.digests(source.read_bytes())
