@@ -6,7 +6,7 @@ socket, prints one line saying where it listens, and serves until Ctrl-C (exit 1
 requests in flight finish or GRACEFUL_SHUTDOWN seconds pass). `--port 0` takes a free port; the
 line names it. A connection whose request head (request line and headers) does not arrive within
 `--head-timeout` seconds is closed: uvicorn times out only idle connections between requests, so
-32 connections that open and send nothing, or half a head, would otherwise hold every slot.
+MAX_CONNECTIONS connections that open and send nothing, or half a head, would otherwise hold every slot.
 """
 import argparse
 import asyncio
@@ -21,9 +21,10 @@ from pipeline.predict.command import path_argument
 from pipeline.predict.predictor import Predictor
 from pipeline.serve.app import BODY_TIMEOUT, create_app
 
-# Connections served at once; past it uvicorn answers 503. With app.MAX_BODY_BYTES each, the bodies
-# in memory stay under 32 x 8 MB.
-MAX_CONNECTIONS = 32
+# Connections served at once; past it uvicorn answers 503 in plain text to every route. The app
+# sheds /predict itself past app.MAX_PREDICTS (which bounds the bodies in memory), so this only
+# bounds idle and cheap connections, and /healthz keeps answering under a load of predictions.
+MAX_CONNECTIONS = 256
 GRACEFUL_SHUTDOWN = 5  # seconds Ctrl-C waits for requests in flight
 HEAD_TIMEOUT = 10.0  # seconds for a request line and headers, a few hundred bytes, to arrive
 

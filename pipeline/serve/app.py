@@ -6,11 +6,15 @@
                     image (path, digit, confidence, probabilities; or path and error), in order.
                     `?include=input` adds `input`, the 28x28 the model saw (rows of floats in
                     [0, 1]), to each classified image's record: the page shows it.
-    GET  /healthz   {"status": "ok"}
+    GET  /healthz   {"status": "ok"}: liveness, answered at any load (never queued behind /predict)
+    GET  /readyz    {"status": "ready", "sha256": ...}: readiness, a model is loaded and answering
     GET  /model     the model answering: file, format, sha256, md5, and the metrics that
                     measured that content, matched through dvc.lock's hashes (identity.py)
 
 The model follows its file: replaced on disk, it is reloaded by the next request (holder.py).
+
+GET routes answer HEAD as well. Past MAX_PREDICTS requests to /predict at once, more are shed with
+503 {"error": ...} and Retry-After before a byte of their body is read (the page shows "busy").
 
 /predict answers 200 when every image was classified, 422 when any was not (the list still holds
 every image's record), as `predict` exits 1 when one input failed. Any other refusal is a 4xx
@@ -55,6 +59,10 @@ STATIC = Path(__file__).parent / "static"  # the page: index.html, page.js, page
 # MNIST-sized digit about 1 ms), and handing it to a thread and back costs as much.
 INLINE_PIXELS = normalise.WORKING_SIDE**2
 INCLUDES = ("input",)  # what ?include= may add to a record
+# /predict requests answered at once; more are shed with 503. Their bodies stay under 16 x 8 MB,
+# and a request waits behind at most 15 others for the one model.
+MAX_PREDICTS = 16
+RETRY_AFTER = 1  # seconds: one request takes milliseconds to a second
 INPUT_DECIMALS = 3  # the 28x28's values in `input`: a 1/1000 step is finer than any screen shows
 
 
@@ -63,6 +71,7 @@ def create_app(
     body_timeout: float = BODY_TIMEOUT,
     max_body_bytes: int = MAX_BODY_BYTES,
     max_files: int = MAX_FILES,
+    max_predicts: int = MAX_PREDICTS,
 ) -> FastAPI:
     """The service answering from `predictor`, and from its file's new content when that changes."""
     app = FastAPI(title="MNIST digits", docs_url=None, redoc_url=None, openapi_url=None)
@@ -95,17 +104,22 @@ def create_app(
         status = 200 if all(p.error is None for p in predictions) else 422
         return JSONResponse([served_record(p, with_input) for p in predictions], status_code=status)
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.get("/healthz")
+    @app.api_route("/healthz", methods=["GET", "HEAD"])
     async def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/model")
+    @app.api_route("/readyz", methods=["GET", "HEAD"])
+    async def readyz() -> dict:
+        loaded = await holder.model()
+        return {"status": "ready", "sha256": loaded.content.sha256 if loaded.content else None}
+
+    @app.api_route("/model", methods=["GET", "HEAD"])
     async def model() -> dict:
         # dvc.lock and metrics/ are read now, not at load: they change under a running service
         # (`git checkout -- dvc.lock metrics/`), and /model must not vouch for a stale match.
@@ -118,7 +132,30 @@ def create_app(
     app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(Exception, server_error)
     app.add_middleware(BodyLimits, max_bytes=max_body_bytes, timeout=body_timeout)
+    app.add_middleware(Shed, path="/predict", limit=max_predicts)  # outermost: before any body is read
     return app
+
+
+class Shed:
+    """At most `limit` requests to `path` at once; past it 503 with Retry-After, the body unread.
+
+    uvicorn's own concurrency limit answers 503 in plain text to every route, /healthz included,
+    which gets a healthy pod killed; shedding here keeps the cheap routes answering."""
+
+    def __init__(self, app: ASGIApp, path: str, limit: int) -> None:
+        self.app, self.path, self.limit, self.busy = app, path, limit, 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path:
+            return await self.app(scope, receive, send)
+        if self.busy >= self.limit:
+            message = f"busy: {self.limit} requests are being answered; try again in {RETRY_AFTER} s"
+            return await error_response(503, message, {"retry-after": str(RETRY_AFTER)})(scope, receive, send)
+        self.busy += 1  # one event loop: no other request runs between the test and this
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.busy -= 1
 
 
 def included(request: Request) -> set[str]:
@@ -217,7 +254,7 @@ class BodyLimits:
 
 # Refusals that leave part of the body unread end the connection: the rest would be read as the
 # next request.
-CLOSING = {408, 413}
+CLOSING = {408, 413, 503}
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

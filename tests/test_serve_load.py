@@ -1,0 +1,70 @@
+"""Liveness and readiness apart from load: /predict is shed past its limit with a 503 JSON
+error and Retry-After, while /healthz and /readyz answer; GET routes answer HEAD."""
+import asyncio
+import io
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from pipeline import export
+from pipeline.predict import Predictor
+from pipeline.serve import app as service
+from tests.helpers.glyphs import glyph, template_model
+
+
+@pytest.fixture(scope="module")
+def predictor(tmp_path_factory) -> Predictor:
+    path = tmp_path_factory.mktemp("load") / "model.tflite"
+    path.write_bytes(export.to_litert(template_model()))
+    return Predictor.from_path(path)
+
+
+def png(digit: int) -> bytes:
+    buffer = io.BytesIO()
+    glyph(digit).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/model", "/"])
+def test_every_get_route_answers_head_without_a_body(predictor, path):
+    with TestClient(service.create_app(predictor)) as client:
+        got, head = client.get(path), client.head(path)
+    assert head.status_code == got.status_code == 200  # HEAD /healthz was 405
+    assert head.content == b"" and head.headers["content-type"] == got.headers["content-type"]
+
+
+def test_readiness_names_the_model_that_answers(predictor):
+    with TestClient(service.create_app(predictor)) as client:
+        ready = client.get("/readyz").json()
+        assert ready == {"status": "ready", "sha256": client.get("/model").json()["sha256"]}
+
+
+def test_past_the_limit_predict_is_shed_with_retry_after_and_healthz_still_answers(predictor):
+    app = service.create_app(predictor, max_predicts=2)
+
+    async def scenario() -> tuple[list[httpx.Response], httpx.Response, httpx.Response, httpx.Response]:
+        release = asyncio.Event()
+
+        async def slow_body():  # a client sending its image slowly holds its place
+            await release.wait()
+            yield png(7)
+
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            headers = {"content-type": "image/png"}
+            held = [asyncio.create_task(client.post("/predict", content=slow_body(), headers=headers)) for _ in range(2)]
+            await asyncio.sleep(0.2)  # both are in, waiting for their bodies
+            shed = await client.post("/predict", content=png(1), headers=headers)
+            health = await client.get("/healthz")
+            release.set()
+            answered = await asyncio.gather(*held)
+            after = await client.post("/predict", content=png(1), headers=headers)  # room again
+            return list(answered), shed, health, after
+
+    answered, shed, health, after = asyncio.run(scenario())
+    assert shed.status_code == 503 and shed.headers["retry-after"] == "1"
+    assert shed.json()["error"].startswith("busy: 2 requests are being answered")
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+    assert [r.status_code for r in answered] == [200, 200] and [r.json()[0]["digit"] for r in answered] == [7, 7]
+    assert after.status_code == 200 and after.json()[0]["digit"] == 1
