@@ -68,3 +68,27 @@ def test_past_the_limit_predict_is_shed_with_retry_after_and_healthz_still_answe
     assert health.status_code == 200 and health.json() == {"status": "ok"}
     assert [r.status_code for r in answered] == [200, 200] and [r.json()[0]["digit"] for r in answered] == [7, 7]
     assert after.status_code == 200 and after.json()[0]["digit"] == 1
+
+
+def form(*parts: tuple[str, bytes], boundary: str = "xyz") -> bytes:
+    """A multipart form of files, as a browser writes it, closing delimiter included."""
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
+        f"Content-Type: image/png\r\n\r\n".encode() + content + b"\r\n"
+        for name, content in parts
+    )
+    return body + f"--{boundary}--\r\n".encode()
+
+
+def test_a_form_cut_short_anywhere_says_so_and_a_whole_one_is_read(predictor, capfd):
+    whole = form(("one.png", png(1)), ("seven.png", png(7)))
+    headers = {"content-type": "multipart/form-data; boundary=xyz"}
+    with TestClient(service.create_app(predictor), raise_server_exceptions=False) as client:
+        assert [r["digit"] for r in client.post("/predict", content=whole, headers=headers).json()] == [1, 7]
+        # Every cut: in a part's headers, in its image, between parts, inside the closing delimiter.
+        for cut in sorted({*range(0, len(whole) - 2, 97), len(whole) - 9, len(whole) - 4}):
+            response = client.post("/predict", content=whole[:cut], headers=headers)
+            assert response.status_code == 400, cut
+            # It was "the form holds no files", or the first image alone answered 200.
+            assert response.json()["error"].startswith("the form ends before its closing boundary (--xyz--)"), cut
+    assert "Expected boundary" not in capfd.readouterr().err  # python-multipart's own lines stay off stderr

@@ -27,6 +27,7 @@ interpreter is not thread-safe): small requests on the event loop, big ones in a
 The page's files are served from /static by the app itself: no CDN, it works offline.
 """
 import asyncio
+import logging
 import threading
 from pathlib import Path
 
@@ -75,6 +76,8 @@ def create_app(
 ) -> FastAPI:
     """The service answering from `predictor`, and from its file's new content when that changes."""
     app = FastAPI(title="MNIST digits", docs_url=None, redoc_url=None, openapi_url=None)
+    # python-multipart logs each malformed body on stderr as well; its client gets the 400 here.
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
     holder = ModelHolder(predictor)  # follows the model file; hashes it once per load, never per request
     # One model call at a time: a LiteRT interpreter is not thread-safe. One lock for old and new
     # models alike, so a swap never doubles the CPU the model takes.
@@ -191,8 +194,18 @@ async def read_uploads(request: Request, max_files: int) -> list[Upload]:
 
 
 async def form_uploads(request: Request, max_files: int) -> list[Upload]:
+    boundary = dict(
+        part.strip().split("=", 1) for part in request.headers["content-type"].split(";")[1:] if "=" in part
+    ).get("boundary", "").strip('"')
+    ending = Ending(request.receive, f"--{boundary}--".encode())
+    request = Request(request.scope, ending)
     # Starlette spools each file past 1 MB to a temporary file, and closes them at the end.
     async with request.form(max_files=max_files, max_fields=max_files) as form:
+        if not boundary or not ending.seen:
+            # python-multipart keeps what it parsed of a body cut short and drops the rest unsaid.
+            raise HTTPException(
+                400, f"the form ends before its closing boundary ({ending.delimiter.decode(errors='replace')}): a truncated upload?"
+            )
         fields = [name for name, value in form.multi_items() if not isinstance(value, UploadFile)]
         if fields:
             raise HTTPException(400, f"form field {fields[0]!r} is not a file: send images as files")
@@ -200,6 +213,21 @@ async def form_uploads(request: Request, max_files: int) -> list[Upload]:
         if not files:
             raise HTTPException(400, "the form holds no files: send one or more images")
         return [Upload(file_name(file, index), await file.read()) for index, file in enumerate(files)]
+
+
+class Ending:
+    """A request's `receive`, watching its body for a multipart form's closing delimiter."""
+
+    def __init__(self, receive: Receive, delimiter: bytes) -> None:
+        self.receive, self.delimiter, self.seen, self.tail = receive, delimiter, False, b""
+
+    async def __call__(self) -> Message:
+        message = await self.receive()
+        if message["type"] == "http.request" and not self.seen:
+            window = self.tail + message.get("body", b"")
+            self.seen = self.delimiter in window
+            self.tail = window[-(len(self.delimiter) - 1) :]  # a delimiter split across two chunks
+        return message
 
 
 def file_name(file: UploadFile, index: int) -> str:
