@@ -92,3 +92,12 @@ def test_a_form_cut_short_anywhere_says_so_and_a_whole_one_is_read(predictor, ca
             # It was "the form holds no files", or the first image alone answered 200.
             assert response.json()["error"].startswith("the form ends before its closing boundary (--xyz--)"), cut
     assert "Expected boundary" not in capfd.readouterr().err  # python-multipart's own lines stay off stderr
+
+
+def test_a_part_named_only_with_filename_star_is_refused_by_what_it_is(predictor):
+    whole = form(("seven.png", png(7))).replace(b'filename="seven.png"', b"filename*=UTF-8''s%C3%A9ven.png")
+    with TestClient(service.create_app(predictor)) as client:
+        response = client.post("/predict", content=whole, headers={"content-type": "multipart/form-data; boundary=xyz"})
+    assert response.status_code == 400
+    # It was "form field 'image' is not a file", which the client had sent as a file.
+    assert response.json()["error"].startswith("form part 'image' names its file only with filename*=")

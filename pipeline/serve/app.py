@@ -29,13 +29,16 @@ The page's files are served from /static by the app itself: no CDN, it works off
 import asyncio
 import logging
 import threading
+from contextlib import aclosing
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from python_multipart.multipart import parse_options_header
 from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -199,8 +202,13 @@ async def form_uploads(request: Request, max_files: int) -> list[Upload]:
     ).get("boundary", "").strip('"')
     ending = Ending(request.receive, f"--{boundary}--".encode())
     request = Request(request.scope, ending)
-    # Starlette spools each file past 1 MB to a temporary file, and closes them at the end.
-    async with request.form(max_files=max_files, max_fields=max_files) as form:
+    try:
+        async with aclosing(request.stream()) as stream:
+            form = await Parts(request.headers, stream, max_files=max_files, max_fields=max_files).parse()
+    except MultiPartException as error:
+        raise HTTPException(400, error.message) from None
+    # Starlette spools each file past 1 MB to a temporary file, closed at the end.
+    try:
         if not boundary or not ending.seen:
             # python-multipart keeps what it parsed of a body cut short and drops the rest unsaid.
             raise HTTPException(
@@ -213,6 +221,26 @@ async def form_uploads(request: Request, max_files: int) -> list[Upload]:
         if not files:
             raise HTTPException(400, "the form holds no files: send one or more images")
         return [Upload(file_name(file, index), await file.read()) for index, file in enumerate(files)]
+    finally:
+        await form.close()
+
+
+class Parts(MultiPartParser):
+    """Starlette's form parser, saying why a part named with `filename*=` is not a file.
+
+    RFC 7578 (4.2) forbids RFC 5987's `filename*=` in multipart/form-data, and python-multipart
+    drops it, so such a part reads as a text field: refused, but by what it is."""
+
+    def on_headers_finished(self) -> None:
+        disposition = self._current_part.content_disposition or b""  # noqa: SLF001 (the part being read)
+        _, options = parse_options_header(disposition)
+        if b"filename" not in options and b"filename*=" in disposition.lower():
+            name = options.get(b"name", b"").decode("latin-1")
+            raise MultiPartException(
+                f"form part {name!r} names its file only with filename*=, which multipart/form-data does "
+                'not allow (RFC 7578, 4.2): send filename="..." (UTF-8 is fine there)'
+            )
+        super().on_headers_finished()
 
 
 class Ending:
