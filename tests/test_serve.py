@@ -204,8 +204,8 @@ def stored_png(image) -> bytes:
 
 
 class Watched(Predictor):
-    """A Predictor noting, per call, whether it ran on the event loop; calls with a file named
-    `hold.png` wait for `release` first (and note whether it came)."""
+    """A Predictor noting, per model call, whether it ran on the event loop; calls with a file
+    named `hold.png` wait for `release` first (and note whether it came)."""
 
     def __init__(self, path) -> None:
         model = Predictor.from_path(path)
@@ -214,15 +214,15 @@ class Watched(Predictor):
         self.released: list[bool] = []
         self.release = threading.Event()
 
-    def predict(self, images):
+    def answer(self, prepared):  # the model call, which every path to the model makes
         try:
             asyncio.get_running_loop()
             self.on_loop.append(True)
         except RuntimeError:
             self.on_loop.append(False)
-        if any(upload.name == "hold.png" for upload in images):
+        if any(p.source == "hold.png" for p in prepared):
             self.released.append(self.release.wait(10))
-        return super().predict(images)
+        return super().answer(prepared)
 
 
 def test_a_digit_is_classified_on_the_event_loop_and_a_big_request_beside_it(litert_path):

@@ -1,6 +1,7 @@
 """Liveness and readiness apart from load: /predict is shed past its limit with a 503 JSON
 error and Retry-After, while /healthz and /readyz answer; GET routes answer HEAD."""
 import asyncio
+import threading
 import io
 
 import httpx
@@ -10,6 +11,7 @@ from fastapi.testclient import TestClient
 from pipeline import export
 from pipeline.predict import Predictor
 from pipeline.serve import app as service
+from tests.helpers.builders import png_claiming
 from tests.helpers.glyphs import glyph, template_model
 
 
@@ -101,3 +103,47 @@ def test_a_part_named_only_with_filename_star_is_refused_by_what_it_is(predictor
     assert response.status_code == 400
     # It was "form field 'image' is not a file", which the client had sent as a file.
     assert response.json()["error"].startswith("form part 'image' names its file only with filename*=")
+
+
+def test_a_request_of_more_pixels_in_all_than_its_budget_is_413_before_any_is_decoded(predictor):
+    side = 7000  # 49 megapixels each: each under images.py's limit, three over the request's
+    files = [("images", (f"big{i}.png", png_claiming(side, side), "image/png")) for i in range(3)]
+    with TestClient(service.create_app(predictor)) as client:
+        response = client.post("/predict", files=files)
+    assert response.status_code == 413
+    assert response.json()["error"] == (
+        f"the images hold {3 * side * side:,} pixels in all; a request may hold {service.MAX_REQUEST_PIXELS:,}: send fewer at once"
+    )
+
+
+def test_a_small_request_is_answered_while_a_big_ones_images_are_still_being_read(predictor, monkeypatch):
+    entered, release = threading.Event(), threading.Event()
+    real_prepare = service.prepare
+
+    def slow_for_big(uploads):
+        if any(upload.name == "big.png" for upload in uploads):
+            entered.set()
+            release.wait(30)  # decoding a big photo: long, and no model needed
+        return real_prepare(uploads)
+
+    monkeypatch.setattr(service, "prepare", slow_for_big)
+    big = io.BytesIO()
+    glyph(4, size=400).save(big, format="PNG")  # 400x400: over INLINE_PIXELS, so read in a worker thread
+    app = service.create_app(predictor)
+
+    async def scenario() -> tuple[httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            files = {"image": ("big.png", big.getvalue(), "image/png")}
+            slow = asyncio.create_task(client.post("/predict", files=files))
+            await asyncio.to_thread(entered.wait, 30)
+            try:
+                # The model was locked for the big request's whole form: this waited for it.
+                small = await asyncio.wait_for(client.post("/predict", content=png(1), headers={"content-type": "image/png"}), 10)
+            finally:
+                release.set()
+            return small, await slow
+
+    small, slow = asyncio.run(scenario())
+    assert small.status_code == 200 and small.json()[0]["digit"] == 1
+    assert slow.status_code == 200 and slow.json()[0]["digit"] == 4

@@ -129,18 +129,18 @@ def test_a_model_file_gone_for_a_moment_keeps_the_model_loaded(model_path, model
 
 
 class Held(Predictor):
-    """A Predictor whose calls for a file named `hold.png` wait for `release`."""
+    """A Predictor whose model calls for a file named `hold.png` wait for `release`."""
 
     def __init__(self, path: Path) -> None:
         model = Predictor.from_path(path)
         super().__init__(model.model, model.source)
         self.started, self.release = threading.Event(), threading.Event()
 
-    def predict(self, images):
-        if any(upload.name == "hold.png" for upload in images):
+    def answer(self, prepared):  # the model call, which every path to the model makes
+        if any(p.source == "hold.png" for p in prepared):
             self.started.set()
             self.release.wait(10)
-        return super().predict(images)
+        return super().answer(prepared)
 
 
 def test_a_request_in_flight_finishes_on_the_model_it_started_with(model_path, models):

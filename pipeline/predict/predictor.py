@@ -111,7 +111,10 @@ class Predictor:
             yield self._predict_chunk(batch)
 
     def _predict_chunk(self, images: list[Any]) -> list[Prediction]:
-        prepared = [_prepare(image, index) for index, image in enumerate(images)]
+        return self.answer(prepare(images))
+
+    def answer(self, prepared: list[Prediction]) -> list[Prediction]:
+        """`prepare`'s results with the model's probabilities: one model call for all of them."""
         ready = [p for p in prepared if p.error is None]
         probabilities = self.probabilities(np.stack([p.digit28 for p in ready])) if ready else []
         found = iter(probabilities)
@@ -154,6 +157,12 @@ def default_model() -> Path:
     slow start.
     """
     return paths.LITERT_FLOAT32 if os.path.lexists(paths.LITERT_FLOAT32) else paths.MODEL
+
+
+def prepare(images: list[Any]) -> list[Prediction]:
+    """Each input decoded and normalised (`digit28`), or its error: no model involved, so a
+    service can do this for many requests at once and hold the model only for `answer`."""
+    return [_prepare(image, index) for index, image in enumerate(images)]
 
 
 def _answer(prepared: Prediction, probabilities: np.ndarray) -> Prediction:

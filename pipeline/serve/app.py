@@ -22,7 +22,9 @@ with {"error": "..."} naming the problem, never a traceback. Memory per request 
 body is counted as it streams in and cut off past MAX_BODY_BYTES (a Content-Length over it is
 refused before a byte is read), a form holds at most MAX_FILES images, and a body that stops
 arriving is answered 408 after `body_timeout` seconds. The model runs one call at a time (a LiteRT
-interpreter is not thread-safe): small requests on the event loop, big ones in a worker thread.
+interpreter is not thread-safe), and only that call: decoding and normalising a big request's
+images, in a worker thread, never keep a small one waiting (small ones run on the event loop).
+A request holds at most MAX_REQUEST_PIXELS pixels in all (read from the headers): more is 413.
 
 The page's files are served from /static by the app itself: no CDN, it works offline.
 """
@@ -45,7 +47,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipeline.predict import images, normalise
 from pipeline.predict.command import as_record
-from pipeline.predict.predictor import Prediction, Predictor, Upload
+from pipeline.predict.predictor import Prediction, Predictor, Upload, prepare
 from pipeline.serve import identity
 from pipeline.serve.holder import ModelHolder
 
@@ -67,6 +69,9 @@ INCLUDES = ("input",)  # what ?include= may add to a record
 # and a request waits behind at most 15 others for the one model.
 MAX_PREDICTS = 16
 RETRY_AFTER = 1  # seconds: one request takes milliseconds to a second
+# Pixels in all the images of one request, read from their headers: two photos at images.py's
+# 50-megapixel limit for each; 14 of them (686 MP) took 8.5 s to read.
+MAX_REQUEST_PIXELS = 2 * images.MAX_PIXELS
 INPUT_DECIMALS = 3  # the 28x28's values in `input`: a 1/1000 step is finer than any screen shows
 
 
@@ -87,14 +92,16 @@ def create_app(
     lock = threading.Lock()
 
     def classify(predictor: Predictor, uploads: list[Upload]) -> list[Prediction]:
+        # Decoding and normalising, the long part of a photo or a big form, need no model: only
+        # the model call takes the lock, so a small request never waits for a big one's images.
+        prepared = prepare(uploads)
         with lock:
-            return predictor.predict(uploads)
+            return predictor.answer(prepared)
 
-    async def classify_soon(predictor: Predictor, uploads: list[Upload]) -> list[Prediction]:
+    async def classify_soon(predictor: Predictor, uploads: list[Upload], pixels: int) -> list[Prediction]:
         # Small requests run here when the model is free; photos and many files go to the thread
         # so that other connections are not kept waiting meanwhile.
-        small = sum(images.pixel_count(upload.content) for upload in uploads) <= INLINE_PIXELS
-        if small and lock.acquire(blocking=False):
+        if pixels <= INLINE_PIXELS and lock.acquire(blocking=False):
             try:
                 return predictor.predict(uploads)
             finally:
@@ -105,8 +112,13 @@ def create_app(
     async def predict(request: Request) -> JSONResponse:
         with_input = "input" in included(request)
         uploads = await read_uploads(request, max_files)
+        pixels = sum(images.pixel_count(upload.content) for upload in uploads)
+        if pixels > MAX_REQUEST_PIXELS:
+            raise HTTPException(
+                413, f"the images hold {pixels:,} pixels in all; a request may hold {MAX_REQUEST_PIXELS:,}: send fewer at once"
+            )
         loaded = await holder.model()  # this request answers from this model, whatever loads meanwhile
-        predictions = await classify_soon(loaded.predictor, uploads)
+        predictions = await classify_soon(loaded.predictor, uploads, pixels)
         status = 200 if all(p.error is None for p in predictions) else 422
         return JSONResponse([served_record(p, with_input) for p in predictions], status_code=status)
 
