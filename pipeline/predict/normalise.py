@@ -170,10 +170,10 @@ def _stand_out(gray: np.ndarray, dark_ink: bool) -> np.ndarray:
     over a window a few strokes wide measures them against the paper right beside them, so
     that what light does over a wider span (vignetting, a shadow's edge, the rim of a sheet)
     is no longer ink."""
-    ink = _top_hat(gray, dark_ink, max(3, int(min(gray.shape) * BACKGROUND_WINDOW)))
-    strong = ink > 0.5 * _strongest(ink)
-    side = int(round(STROKE_WINDOW * stroke_width(strong)))
-    if side >= max(3, int(min(gray.shape) * BACKGROUND_WINDOW)) or side < 3:
+    wide = max(3, int(min(gray.shape) * BACKGROUND_WINDOW))
+    ink = _top_hat(gray, dark_ink, wide)
+    side = int(round(STROKE_WINDOW * stroke_width(ink > 0.5 * _strongest(ink))))
+    if not 3 <= side < wide:
         return ink
     return _top_hat(gray, dark_ink, side)
 

@@ -209,9 +209,8 @@ async def read_uploads(request: Request, max_files: int) -> list[Upload]:
 
 
 async def form_uploads(request: Request, max_files: int) -> list[Upload]:
-    boundary = dict(
-        part.strip().split("=", 1) for part in request.headers["content-type"].split(";")[1:] if "=" in part
-    ).get("boundary", "").strip('"')
+    _, options = parse_options_header(request.headers["content-type"])  # as the form parser reads it
+    boundary = options.get(b"boundary", b"").decode("latin-1")
     ending = Ending(request.receive, f"--{boundary}--".encode())
     request = Request(request.scope, ending)
     try:
