@@ -14,13 +14,14 @@ import time
 
 import httpx
 import numpy as np
+import psutil
 import pytest
 from fastapi.testclient import TestClient
 
 from pipeline import export
 from pipeline.errors import PipelineError
 from pipeline.predict import Predictor, command, normalise
-from pipeline.serve import __main__ as serve_main
+from pipeline.serve import server as serve_main
 from pipeline.serve import app as service
 from tests.helpers.faults import Started
 from tests.helpers.glyphs import glyph, template_model
@@ -225,11 +226,10 @@ class Watched(Predictor):
         return super().answer(prepared)
 
 
-def test_a_digit_is_classified_on_the_event_loop_and_a_big_request_beside_it(litert_path):
+def test_one_digit_meets_the_model_on_the_event_loop_and_a_batch_in_a_worker_thread(litert_path):
     watched = Watched(litert_path)
     small = {"image": ("7.png", png(glyph(7)))}
     big = [("images", (f"{d}.png", stored_png(glyph(d)))) for d in (2, 3)]
-    assert 2 * 500 * 500 > service.INLINE_PIXELS
     with TestClient(service.create_app(watched)) as client:
         assert client.post("/predict", files=small).json()[0]["digit"] == 7
         assert [r["digit"] for r in client.post("/predict", files=big).json()] == [2, 3]
@@ -239,13 +239,18 @@ def test_a_digit_is_classified_on_the_event_loop_and_a_big_request_beside_it(lit
 def test_while_a_big_request_is_classified_the_service_goes_on_answering(litert_path):
     watched = Watched(litert_path)
     held = [("images", ("hold.png", stored_png(glyph(d)))) for d in (5, 6)]
-    with TestClient(service.create_app(watched)) as client:
+    app = service.create_app(watched)
+    with TestClient(app) as client:
         answer = concurrent.futures.ThreadPoolExecutor(1).submit(client.post, "/predict", files=held)
         while not watched.on_loop:  # the held request has reached the model
             time.sleep(0.01)
         assert client.get("/healthz").json() == {"status": "ok"}
         # the model is busy: a digit waits for it in a worker thread, not on the event loop
         digit = concurrent.futures.ThreadPoolExecutor(1).submit(client.post, "/predict", files={"i": ("1.png", png(glyph(1)))})
+        decoders = app.state.decoders
+        while len(decoders.idle) < decoders.size:  # the digit is decoded: next it meets the model
+            time.sleep(0.01)
+        time.sleep(0.2)
         assert client.get("/healthz").status_code == 200
         watched.release.set()
         assert [r["digit"] for r in answer.result(30).json()] == [5, 6] and digit.result(30).json()[0]["digit"] == 1
@@ -338,3 +343,43 @@ def test_the_real_server_listens_times_out_stalled_requests_and_stops_on_ctrl_c(
         server.stop()
     assert server.err() == "interrupted\n"  # no traceback, for the stalled body or the one abandoned
     assert json.loads(record.read_text()) == []  # neither TensorFlow nor Keras
+
+
+def workers_of(server: Started) -> list[psutil.Process]:
+    """The worker processes uvicorn spawned for `server` (its children running multiprocessing's spawn)."""
+    workers = []
+    for child in psutil.Process(server.pid).children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and any("spawn_main" in part for part in child.cmdline()):
+                workers.append(child)
+        except psutil.Error:  # ended meanwhile
+            continue
+    return workers
+
+
+def test_several_workers_share_the_port_a_dead_one_is_replaced_and_ctrl_c_stops_them_all(litert_path, tmp_path):
+    command = [sys.executable, "-m", "pipeline.serve", "--model", str(litert_path), "--port", "0", "--workers", "2"]
+    server = Started(command, ROOT, tmp_path / "logs", env(PYTHONPATH=str(ROOT)))
+    try:
+        server.wait_for(lambda: server.out().endswith("\n"), 60, "the line saying where it listens")
+        assert server.out().endswith(" with 2 workers; Ctrl-C stops it\n")
+        base = server.out().split(" on ")[1].split(" with")[0]
+        server.wait_for(lambda: len(workers_of(server)) == 2, 60, "two workers")
+        first = workers_of(server)
+        with httpx.Client(base_url=base, timeout=30) as client:
+            answers = [client.post("/predict", files={"image": (f"{d}.png", png(glyph(d)))}) for d in range(10)]
+            assert [a.json()[0]["digit"] for a in answers] == list(range(10))
+            first[0].kill()  # a worker lost (the OOM killer, a crash): uvicorn starts another
+            server.wait_for(lambda: len(workers_of(server)) == 2 and first[0] not in workers_of(server), 60, "a new worker")
+            server.wait_for(lambda: client.get("/readyz").status_code == 200, 60, "readiness")
+            again = [client.post("/predict", files={"image": ("3.png", png(glyph(3)))}) for _ in range(4)]
+            assert [a.json()[0]["digit"] for a in again] == [3] * 4
+        family = psutil.Process(server.pid).children(recursive=True)  # workers, their decoders
+        assert len(family) > 2
+        server.process.send_signal(signal.SIGINT)
+        assert server.wait(30) == 130
+        gone, alive = psutil.wait_procs(family, timeout=10)
+        assert alive == []  # nothing left decoding or serving
+    finally:
+        server.stop()
+    assert server.err().endswith("interrupted\n")

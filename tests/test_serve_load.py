@@ -1,7 +1,6 @@
 """Liveness and readiness apart from load: /predict is shed past its limit with a 503 JSON
 error and Retry-After, while /healthz and /readyz answer; GET routes answer HEAD."""
 import asyncio
-import threading
 import io
 
 import httpx
@@ -114,36 +113,3 @@ def test_a_request_of_more_pixels_in_all_than_its_budget_is_413_before_any_is_de
     assert response.json()["error"] == (
         f"the images hold {3 * side * side:,} pixels in all; a request may hold {service.MAX_REQUEST_PIXELS:,}: send fewer at once"
     )
-
-
-def test_a_small_request_is_answered_while_a_big_ones_images_are_still_being_read(predictor, monkeypatch):
-    entered, release = threading.Event(), threading.Event()
-    real_prepare = service.prepare
-
-    def slow_for_big(uploads):
-        if any(upload.name == "big.png" for upload in uploads):
-            entered.set()
-            release.wait(30)  # decoding a big photo: long, and no model needed
-        return real_prepare(uploads)
-
-    monkeypatch.setattr(service, "prepare", slow_for_big)
-    big = io.BytesIO()
-    glyph(4, size=400).save(big, format="PNG")  # 400x400: over INLINE_PIXELS, so read in a worker thread
-    app = service.create_app(predictor)
-
-    async def scenario() -> tuple[httpx.Response, httpx.Response]:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            files = {"image": ("big.png", big.getvalue(), "image/png")}
-            slow = asyncio.create_task(client.post("/predict", files=files))
-            await asyncio.to_thread(entered.wait, 30)
-            try:
-                # The model was locked for the big request's whole form: this waited for it.
-                small = await asyncio.wait_for(client.post("/predict", content=png(1), headers={"content-type": "image/png"}), 10)
-            finally:
-                release.set()
-            return small, await slow
-
-    small, slow = asyncio.run(scenario())
-    assert small.status_code == 200 and small.json()[0]["digit"] == 1
-    assert slow.status_code == 200 and slow.json()[0]["digit"] == 4

@@ -181,6 +181,8 @@ def _prepare(image: Any, index: int) -> Prediction:
         return _prepared(image, source)
     except PipelineError as error:
         return Prediction(source, error=str(error))
+    except MemoryError:  # a service's decoder has a memory limit; an image within ours can exceed it
+        return Prediction(source, error=f"{source}: needs more memory to decode than there is; refusing it")
     except Exception as error:  # noqa: BLE001 -- a bug met by one input must not lose the others
         return Prediction(source, error=f"{source}: could not read this image ({one_line(error)})")
 

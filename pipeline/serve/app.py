@@ -21,17 +21,21 @@ every image's record), as `predict` exits 1 when one input failed. Any other ref
 with {"error": "..."} naming the problem, never a traceback. Memory per request is bounded: the
 body is counted as it streams in and cut off past MAX_BODY_BYTES (a Content-Length over it is
 refused before a byte is read), a form holds at most MAX_FILES images, and a body that stops
-arriving is answered 408 after `body_timeout` seconds. The model runs one call at a time (a LiteRT
-interpreter is not thread-safe), and only that call: decoding and normalising a big request's
-images, in a worker thread, never keep a small one waiting (small ones run on the event loop).
-A request holds at most MAX_REQUEST_PIXELS pixels in all (read from the headers): more is 413.
+arriving is answered 408 after `body_timeout` seconds.
+
+Images are decoded and normalised in decoder processes (decoders.py), never on the event loop:
+one over its `decode_timeout` is stopped there and answered with an error record (422). A
+request's images go one at a time, so a small request waits for one image of a big form at
+most. A request holds at most MAX_REQUEST_PIXELS pixels in all (read from the headers): more
+is 413. The model runs one call at a time (a LiteRT interpreter is not thread-safe).
 
 The page's files are served from /static by the app itself: no CDN, it works offline.
 """
 import asyncio
 import logging
 import threading
-from contextlib import aclosing
+from collections.abc import AsyncIterator
+from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -45,10 +49,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pipeline.predict import images, normalise
+from pipeline.predict import images
 from pipeline.predict.command import as_record
-from pipeline.predict.predictor import Prediction, Predictor, Upload, prepare
-from pipeline.serve import identity
+from pipeline.predict.predictor import Prediction, Predictor, Upload
+from pipeline.serve import decoders, identity
 from pipeline.serve.holder import ModelHolder
 
 # 8 MB: a phone photo of a digit is 2-5 MB; images.py refuses more than 50 megapixels anyway.
@@ -60,10 +64,7 @@ BODY_TIMEOUT = 30.0
 RAW_BODY_NAME = "body"  # the `path` of an image sent as the raw body: it came with no file name
 RAW_TYPES = ("application/octet-stream",)  # and image/*
 STATIC = Path(__file__).parent / "static"  # the page: index.html, page.js, page.css
-# Requests of up to this many pixels in all are classified on the event loop, bigger ones in a
-# worker thread: no larger than normalise's working size, a request takes at most a few ms (an
-# MNIST-sized digit about 1 ms), and handing it to a thread and back costs as much.
-INLINE_PIXELS = normalise.WORKING_SIDE**2
+INLINE_DIGITS = 1  # a model call for this many digits runs on the event loop when the model is free
 INCLUDES = ("input",)  # what ?include= may add to a record
 # /predict requests answered at once; more are shed with 503. Their bodies stay under 16 x 8 MB,
 # and a request waits behind at most 15 others for the one model.
@@ -81,9 +82,22 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     max_files: int = MAX_FILES,
     max_predicts: int = MAX_PREDICTS,
+    decode_timeout: float = decoders.DEADLINE,
+    decoder_count: int = decoders.SIZE,
 ) -> FastAPI:
     """The service answering from `predictor`, and from its file's new content when that changes."""
-    app = FastAPI(title="MNIST digits", docs_url=None, redoc_url=None, openapi_url=None)
+    pool = decoders.Decoders(size=decoder_count, deadline=decode_timeout)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(pool.start)
+        try:
+            yield
+        finally:
+            pool.stop()
+
+    app = FastAPI(title="MNIST digits", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.decoders = pool
     # python-multipart logs each malformed body on stderr as well; its client gets the 400 here.
     logging.getLogger("python_multipart").setLevel(logging.ERROR)
     holder = ModelHolder(predictor)  # follows the model file; hashes it once per load, never per request
@@ -91,34 +105,41 @@ def create_app(
     # models alike, so a swap never doubles the CPU the model takes.
     lock = threading.Lock()
 
-    def classify(predictor: Predictor, uploads: list[Upload]) -> list[Prediction]:
-        # Decoding and normalising, the long part of a photo or a big form, need no model: only
-        # the model call takes the lock, so a small request never waits for a big one's images.
-        prepared = prepare(uploads)
+    def answer(predictor: Predictor, prepared: list[Prediction]) -> list[Prediction]:
         with lock:
             return predictor.answer(prepared)
 
-    async def classify_soon(predictor: Predictor, uploads: list[Upload], pixels: int) -> list[Prediction]:
-        # Small requests run here when the model is free; photos and many files go to the thread
-        # so that other connections are not kept waiting meanwhile.
-        if pixels <= INLINE_PIXELS and lock.acquire(blocking=False):
+    async def answer_soon(predictor: Predictor, prepared: list[Prediction]) -> list[Prediction]:
+        # One digit is answered here when the model is free: the call takes a fraction of a
+        # millisecond, less than a hop to a worker thread. A batch, or a wait, goes to the thread.
+        digits = sum(p.error is None for p in prepared)
+        if digits <= INLINE_DIGITS and lock.acquire(blocking=False):
             try:
-                return predictor.predict(uploads)
+                return predictor.answer(prepared)
             finally:
                 lock.release()
-        return await run_in_threadpool(classify, predictor, uploads)
+        return await run_in_threadpool(answer, predictor, prepared)
+
+    async def prepare(uploads: list[Upload]) -> list[Prediction] | None:
+        """Each upload decoded by the pool, one at a time; None if the request is over its budget."""
+        if len(uploads) > 1:  # one image is within images.MAX_PIXELS, which is within the budget
+            counts = await pool.pixel_counts(uploads)
+            if isinstance(counts, str):  # the headers alone overran the deadline
+                return [Prediction(upload.name, error=counts) for upload in uploads]
+            if sum(counts) > MAX_REQUEST_PIXELS:
+                raise HTTPException(
+                    413,
+                    f"the images hold {sum(counts):,} pixels in all; a request may hold {MAX_REQUEST_PIXELS:,}: send fewer at once",
+                )
+        return [await pool.prepare(upload) for upload in uploads]
 
     @app.post("/predict")
     async def predict(request: Request) -> JSONResponse:
         with_input = "input" in included(request)
         uploads = await read_uploads(request, max_files)
-        pixels = sum(images.pixel_count(upload.content) for upload in uploads)
-        if pixels > MAX_REQUEST_PIXELS:
-            raise HTTPException(
-                413, f"the images hold {pixels:,} pixels in all; a request may hold {MAX_REQUEST_PIXELS:,}: send fewer at once"
-            )
+        prepared = await prepare(uploads)
         loaded = await holder.model()  # this request answers from this model, whatever loads meanwhile
-        predictions = await classify_soon(loaded.predictor, uploads, pixels)
+        predictions = await answer_soon(loaded.predictor, prepared)
         status = 200 if all(p.error is None for p in predictions) else 422
         return JSONResponse([served_record(p, with_input) for p in predictions], status_code=status)
 
