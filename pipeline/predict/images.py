@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
 from pipeline.datasets import path_problem, scale
 from pipeline.errors import ImageError
@@ -30,6 +30,16 @@ MIN_SIDE = 8
 # under 70.
 MAX_JPEG_SCANS = 100
 SCAN_MARKER = b"\xff\xda"  # start of scan: in entropy-coded data 0xFF is followed by 0 or RSTn, never 0xDA
+# Pillow reads a PNG's chunks and a JPEG's header (segments, fill and junk bytes before the first
+# scan) one part at a time in Python, a few microseconds each, and nothing in either format
+# bounds their number: 8 MB of empty chunks or segments took 2-4.5 s to open. libpng writes 8 KB
+# image-data chunks (1,000 in 8 MB) and a camera's JPEG header has under 50 parts; 10,000 cost
+# Pillow about 30 ms.
+MAX_PARTS = 10_000
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SOI = b"\xff\xd8"
+# JPEG markers with no length after them: RSTn, SOI, EOI and TEM.
+STANDALONE = {*range(0xD0, 0xDA), 0x01}
 # The depths that deep images are written with: 10-, 12- and 14-bit sensors store into 16 bits.
 SAMPLE_BITS = (10, 12, 14, 16)
 # EXIF orientation -> the turn that shows the stored pixels upright (the table in Pillow's
@@ -76,6 +86,7 @@ def pixel_count(content: bytes) -> int:
     """The pixels an image file's bytes claim (its header only: nothing is decoded); 0 if they
     are no image of ours, which is refused as fast as any small image is read."""
     try:
+        check_parts(io.BytesIO(content), "image")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(content), formats=FORMATS) as image:
@@ -86,6 +97,11 @@ def pixel_count(content: bytes) -> int:
 
 def decode(file: Path | BinaryIO, file_bytes: int, name: Any) -> np.ndarray:
     """The first frame of the image in `file` (`file_bytes` long), checked before decoding."""
+    if isinstance(file, Path):
+        with open(file, "rb") as stream:
+            check_parts(stream, name)
+    else:
+        check_parts(file, name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow warns about damaged tags; the result is what counts
@@ -93,7 +109,7 @@ def decode(file: Path | BinaryIO, file_bytes: int, name: Any) -> np.ndarray:
             with Image.open(file, formats=FORMATS) as image:
                 check_size(image.size, name)
                 check_density(image.size, file_bytes, name)
-                if image.format == "JPEG":
+                if isinstance(image, JpegImagePlugin.JpegImageFile):  # an MPO is one too
                     check_scans(file, name)
                 image.seek(0)  # the first frame of a GIF or a multi-page TIFF
                 image.load()
@@ -105,6 +121,66 @@ def decode(file: Path | BinaryIO, file_bytes: int, name: Any) -> np.ndarray:
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         # Pillow reports truncated and corrupt data as any of these.
         raise ImageError(f"{name}: truncated or corrupt image ({error})") from None
+
+
+def check_parts(stream: BinaryIO, name: Any) -> None:
+    """Refuse a PNG of more chunks, or a JPEG header of more parts, than MAX_PARTS: counted by
+    their length fields, before Pillow reads them one by one. Other formats pass."""
+    start = stream.tell()
+    try:
+        head = stream.read(len(PNG_SIGNATURE))
+        if head == PNG_SIGNATURE:
+            kind, parts = "PNG", png_chunks(stream)
+        elif head.startswith(JPEG_SOI):
+            stream.seek(start + len(JPEG_SOI))
+            kind, parts = "JPEG header", jpeg_header_parts(stream)
+        else:
+            return
+    finally:
+        stream.seek(start)
+    if parts > MAX_PARTS:
+        raise ImageError(
+            f"{name}: a {kind} of more than {MAX_PARTS:,} parts; refusing it (encoders write far fewer: a decoding bomb?)"
+        )
+
+
+def png_chunks(stream: BinaryIO) -> int:
+    """Chunks after the signature, up to IEND, the end of the data or MAX_PARTS + 1."""
+    count = 0
+    while count <= MAX_PARTS:
+        head = stream.read(8)
+        if len(head) < 8:
+            break
+        count += 1
+        if head[4:] == b"IEND":
+            break
+        stream.seek(int.from_bytes(head[:4], "big") + 4, io.SEEK_CUR)  # the data and its CRC
+    return count
+
+
+def jpeg_header_parts(stream: BinaryIO) -> int:
+    """The steps Pillow's JPEG reader takes before the first scan (a segment, a fill or junk
+    byte each), up to MAX_PARTS + 1; as its loop does, minus the segments' contents."""
+    count, byte = 0, stream.read(1)
+    while byte and count <= MAX_PARTS:
+        count += 1
+        if byte != b"\xff":  # junk, skipped a byte at a time
+            byte = stream.read(1)
+            continue
+        marker = stream.read(1)
+        if not marker or marker[0] in (0xDA, 0xD9):  # the first scan, or the end
+            break
+        if marker[0] == 0xFF:  # fill: this 0xFF may start the marker
+            byte = marker
+        elif marker[0] == 0x00 or marker[0] in STANDALONE:
+            byte = stream.read(1)
+        else:
+            length = stream.read(2)
+            if len(length) < 2:
+                break
+            stream.seek(int.from_bytes(length, "big") - 2, io.SEEK_CUR)
+            byte = stream.read(1)
+    return count
 
 
 def check_scans(file: Path | BinaryIO, name: Any) -> None:
