@@ -66,9 +66,10 @@ RAW_TYPES = ("application/octet-stream",)  # and image/*
 STATIC = Path(__file__).parent / "static"  # the page: index.html, page.js, page.css
 INLINE_DIGITS = 1  # a model call for this many digits runs on the event loop when the model is free
 INCLUDES = ("input",)  # what ?include= may add to a record
-# /predict requests answered at once; more are shed with 503. Their bodies stay under 16 x 8 MB,
-# and a request waits behind at most 15 others for the one model.
-MAX_PREDICTS = 16
+# /predict requests answered at once, per worker; more are shed with 503. Their bodies stay under
+# 64 x 8 MB, and 64 one-digit requests queue for about 0.2 s. At 16, 32 clients of one worker
+# saw 77% of their requests shed (benchmarks/serve.py): a closed loop of 32 is load, not overload.
+MAX_PREDICTS = 64
 RETRY_AFTER = 1  # seconds: one request takes milliseconds to a second
 # Pixels in all the images of one request, read from their headers: two photos at images.py's
 # 50-megapixel limit for each; 14 of them (686 MP) took 8.5 s to read.
