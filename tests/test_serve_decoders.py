@@ -19,6 +19,7 @@ from pipeline.predict import Predictor, images
 from pipeline.predict.predictor import Upload
 from pipeline.serve import app as service
 from pipeline.serve import decoders
+from tests.helpers import crafted
 from tests.helpers.glyphs import glyph, template_model
 
 # 16 megapixels: about 0.7 s to decode and normalise on a 2-core AMD EPYC, several times the
@@ -182,3 +183,41 @@ def test_a_request_waits_behind_one_image_of_a_big_form_not_the_whole_form(predi
         small = pool.submit(post, "small", [("image", ("7.png", png(7), "image/png"))])
         assert (small.result(60), form.result(60)) == (200, 200)  # the bar reads as a 1
     assert finished["small"] < finished["form"]
+
+
+def progressive_seven(side: int) -> bytes:
+    buffer = io.BytesIO()
+    crafted.digit(side).save(buffer, format="JPEG", progressive=True, quality=90)
+    return buffer.getvalue()
+
+
+# Each fills most of the 8 MB body limit. What the service must do with it: refuse it, naming
+# the trick, or read its first frame; and answer /healthz while it does.
+CRAFTED = {
+    # issue 25's file: a 256x256 progressive 7 and 650,000 empty scans (8.6 s on the event loop)
+    "scans.jpg": (lambda: crafted.with_empty_scans(progressive_seven(256), 650_000), "scans; refusing it"),
+    "scans-mpo.jpg": (lambda: crafted.mpo_wrapped(crafted.with_empty_scans(progressive_seven(256), 650_000)), "scans; refusing it"),
+    "segments.jpg": (lambda: crafted.many_segment_jpeg(0xE1), "parts; refusing it"),
+    "chunks.png": (lambda: crafted.many_chunk_png(), "parts; refusing it"),
+    "frames.gif": (lambda: crafted.many_frame_gif(), None),
+    "frames.webp": (lambda: crafted.many_frame_webp(), None),
+    "pages.tif": (lambda: crafted.many_page_tiff(), None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CRAFTED))
+def test_a_crafted_file_is_refused_by_its_trick_or_read_and_healthz_answers_meanwhile(predictor, name):
+    make, refusal = CRAFTED[name]
+    content = make()
+    assert len(content) < service.MAX_BODY_BYTES - 1000
+    with TestClient(service.create_app(predictor)) as client, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(client.post, "/predict", files={"image": (name, content, "application/octet-stream")})
+        health = client.get("/healthz")
+        response = answer.result(60)
+    assert health.status_code == 200
+    (record,) = response.json()
+    if refusal is None:  # the first frame or page: a 7, or too little of one to say
+        assert response.status_code in (200, 422) and record["path"] == name
+        assert record.get("digit", 7) == 7 or record["error"].startswith(f"{name}: no digit found")
+    else:
+        assert response.status_code == 422 and record["error"].startswith(f"{name}: ") and refusal in record["error"]
