@@ -1,15 +1,19 @@
-"""The prediction service under load: requests/s, latency and errors on loopback.
+"""The prediction service under load: requests/s, latency, refusals and liveness on loopback.
 
-Starts `python -m pipeline.serve` (the default model: the LiteRT export), then CLIENTS threads,
-each with one keep-alive connection, send REQUESTS single-image requests apiece: MNIST test
-digits (data/prepared/test.npz, never the training split) as PNG files in a multipart form.
-Bounded: CLIENTS x REQUESTS requests, each with a TIMEOUT. Run from the repo root after
-`dvc repro`:
+For each worker count, starts `python -m pipeline.serve --workers N` (the default model: the
+LiteRT export); for each client count, that many threads, each with one keep-alive connection,
+send REQUESTS single-image requests apiece: MNIST test digits (data/prepared/test.npz, never the
+training split) as PNG files in a multipart form. Meanwhile one more connection asks /healthz
+every PROBE_EVERY seconds. Then the same with one extra client sending a crafted JPEG in a loop
+(issue 25's: a 256x256 progressive 7 followed by 650,000 empty scans, 7.8 MB). Bounded: every
+request has a TIMEOUT. Run from the repo root after `dvc repro`:
 
-    python benchmarks/serve.py [--clients 8] [--requests 250] [--raw]
+    python benchmarks/serve.py [--workers 1,2,4] [--clients 8,32] [--requests 100] [--raw]
 
-The claim it checks, on 2 cores shared by server and clients: zero errors, >= 200 requests/s,
-p99 <= 50 ms. The accuracy line is a check that the digits arrive intact, not a new figure.
+The claims it checks, on 2 cores shared by server and clients: no errors, /healthz under 50 ms
+at any load, and beside the crafted JPEG the other clients' p99 under 100 ms. A 503 is the
+service shedding load past app.MAX_PREDICTS requests a worker (counted apart from errors). The
+accuracy column checks that the digits arrive intact; it is not a new figure.
 """
 import argparse
 import http.client
@@ -17,12 +21,12 @@ import io
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import IO
 
 import numpy as np
@@ -30,9 +34,12 @@ from PIL import Image
 
 from common import ENV, ROOT, cpu_name
 from pipeline import artifacts, paths
+from tests.helpers import crafted
 
-TIMEOUT = 10.0  # seconds per request: a hung server fails the run instead of stalling it
+TIMEOUT = 30.0  # seconds per request: a hung server fails the run instead of stalling it
 BOUNDARY = "benchmark-boundary"
+PROBE_EVERY = 0.02  # seconds between /healthz probes
+CRAFTED_SCANS = 650_000  # issue 25's file: 7.8 MB, under the 8 MB body limit
 
 
 def png(digit: np.ndarray) -> bytes:
@@ -41,102 +48,220 @@ def png(digit: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def form(name: str, content: bytes) -> bytes:
+def form(name: str, content: bytes, kind: str = "image/png") -> bytes:
     disposition = f'Content-Disposition: form-data; name="image"; filename="{name}"'
-    head = f"--{BOUNDARY}\r\n{disposition}\r\nContent-Type: image/png\r\n\r\n"
+    head = f"--{BOUNDARY}\r\n{disposition}\r\nContent-Type: {kind}\r\n\r\n"
     return head.encode() + content + f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
-def start_server(log: IO[str]) -> tuple[subprocess.Popen, str, int]:
-    """`python -m pipeline.serve --port 0`, stderr to `log`; the process, and the host and port
-    its line names."""
-    command = [sys.executable, "-m", "pipeline.serve", "--port", "0"]
-    server = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=log, text=True)
-    line = server.stdout.readline()
-    if not line.startswith("serving "):
-        server.kill()
-        server.wait()
-        log.seek(0)
-        sys.exit(f"the server did not start: {line!r}\n{log.read()}")
-    address = line.split(" on http://")[1].split(";")[0]
-    host, port = address.rsplit(":", 1)
-    return server, host, int(port)
+def crafted_jpeg() -> bytes:
+    """Issue 25's JPEG: a valid 256x256 progressive 7, then CRAFTED_SCANS empty scans."""
+    buffer = io.BytesIO()
+    crafted.digit(256).save(buffer, format="JPEG", progressive=True, quality=90)
+    return crafted.with_empty_scans(buffer.getvalue(), CRAFTED_SCANS)
 
 
-def client(host: str, port: int, bodies: list[tuple[bytes, int]], raw: bool, results: list) -> None:
-    """Send each body in turn on one connection; append (seconds, ok) per request to `results`."""
-    connection = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
-    headers = {"Content-Type": "image/png" if raw else f"multipart/form-data; boundary={BOUNDARY}"}
-    for body, label in bodies:
+@dataclass
+class Tally:
+    """What one kind of client saw: (seconds, status, right digit) per request."""
+
+    results: list[tuple[float, int, bool]] = field(default_factory=list)
+
+    def percentile(self, q: float) -> float:
+        latencies = sorted(r[0] for r in self.results)
+        return 1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")
+
+    def count(self, status: int) -> int:
+        return sum(r[1] == status for r in self.results)
+
+    @property
+    def errors(self) -> int:
+        return sum(r[1] not in (200, 503) for r in self.results)
+
+
+class Server:
+    """`python -m pipeline.serve --port 0 --workers N`, stderr to a file, until `stop()`."""
+
+    def __init__(self, workers: int) -> None:
+        self.log: IO[str] = tempfile.TemporaryFile("w+")
+        command = [sys.executable, "-m", "pipeline.serve", "--port", "0", "--workers", str(workers)]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        line = self.process.stdout.readline()
+        if not line.startswith("serving "):
+            self.stop()
+            self.log.seek(0)
+            sys.exit(f"the server did not start: {line!r}\n{self.log.read()}")
+        address = line.split(" on http://")[1].split(";")[0].split(" with")[0]
+        host, port = address.rsplit(":", 1)
+        self.host, self.port = host, int(port)
+
+    def stop(self) -> str:
+        """Ctrl-C; what the server printed on stderr besides 'interrupted'."""
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(60)
+        self.log.seek(0)
+        return self.log.read().replace("interrupted\n", "")
+
+    def connection(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT)
+
+
+def post(server: Server, bodies: list[tuple[bytes, int]], headers: dict, tally: Tally, until: threading.Event | None = None) -> None:
+    """Send each body in turn on one connection (round and round until `until` is set, if given)."""
+    connection = server.connection()
+    index = 0
+    while index < len(bodies) or (until is not None and not until.is_set()):
+        body, label = bodies[index % len(bodies)]
+        index += 1
         started = time.perf_counter()
         try:
             connection.request("POST", "/predict", body=body, headers=headers)
             response = connection.getresponse()
             answer = response.read()
-            seconds = time.perf_counter() - started
-            ok = response.status == 200
-            results.append((seconds, ok, ok and json.loads(answer)[0]["digit"] == label))
+            right = response.status == 200 and json.loads(answer)[0]["digit"] == label
+            tally.results.append((time.perf_counter() - started, response.status, right))
+            if response.getheader("connection") == "close":
+                connection.close()
+                connection = server.connection()
         except (OSError, http.client.HTTPException, ValueError):
-            results.append((time.perf_counter() - started, False, False))
+            tally.results.append((time.perf_counter() - started, 0, False))
             connection.close()
-            connection = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
+            connection = server.connection()
+        if until is not None and until.is_set():
+            break
     connection.close()
+
+
+def probe(server: Server, stop: threading.Event, tally: Tally) -> None:
+    """GET /healthz every PROBE_EVERY seconds on one connection until `stop`."""
+    connection = server.connection()
+    while not stop.wait(PROBE_EVERY):
+        started = time.perf_counter()
+        try:
+            connection.request("GET", "/healthz")
+            response = connection.getresponse()
+            response.read()
+            tally.results.append((time.perf_counter() - started, response.status, response.status == 200))
+        except (OSError, http.client.HTTPException):
+            tally.results.append((time.perf_counter() - started, 0, False))
+            connection.close()
+            connection = server.connection()
+    connection.close()
+
+
+def load(server: Server, shares: list[list[tuple[bytes, int]]], headers: dict, attack: bytes | None) -> dict:
+    """Run every share on its own connection, the /healthz probe and, if given, a client
+    sending `attack` in a loop until the others are done; the figures."""
+    clients, health, attacker = Tally(), Tally(), Tally()
+    done = threading.Event()
+    threads = [threading.Thread(target=post, args=(server, share, headers, clients)) for share in shares]
+    helpers = [threading.Thread(target=probe, args=(server, done, health))]
+    if attack is not None:
+        attack_headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+        body = form("crafted.jpg", attack, "image/jpeg")
+        helpers.append(threading.Thread(target=post, args=(server, [(body, 7)], attack_headers, attacker, done)))
+    for thread in helpers:
+        thread.start()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    done.set()
+    for thread in helpers:
+        thread.join()
+    answered = clients.count(200)
+    return {
+        "requests/s": answered / seconds,
+        "p50": clients.percentile(0.50),
+        "p99": clients.percentile(0.99),
+        "shed": clients.count(503),
+        "errors": clients.errors,
+        "accuracy": sum(r[2] for r in clients.results) / max(answered, 1),
+        "healthz p99": health.percentile(0.99),
+        "healthz max": max((r[0] for r in health.results), default=float("nan")) * 1000,
+        "healthz failed": sum(not r[2] for r in health.results),
+        "attack": attacker,
+    }
+
+
+def warm(server: Server, bodies: list[tuple[bytes, int]], headers: dict, workers: int) -> None:
+    """Wait until /readyz answers, then send a few requests on several connections, so that each
+    worker has loaded its model and its decoders before the clock starts."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            connection = server.connection()
+            connection.request("GET", "/readyz")
+            if connection.getresponse().status == 200:
+                break
+        except (OSError, http.client.HTTPException):
+            time.sleep(0.2)
+    threads = [threading.Thread(target=post, args=(server, bodies[:20], headers, Tally())) for _ in range(4 * workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def row(workers: int, clients: int, figures: dict) -> str:
+    return (
+        f"{workers:>7} {clients:>7} {figures['requests/s']:>7,.0f} {figures['p50']:>7.1f} {figures['p99']:>7.1f}"
+        f" {figures['shed']:>5} {figures['errors']:>6} {figures['healthz p99']:>8.1f} {figures['healthz max']:>8.1f}"
+        f" {figures['accuracy']:>8.2%}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=8, help="concurrent connections")
-    parser.add_argument("--requests", type=int, default=250, help="requests per client")
+    parser.add_argument("--workers", default="1,2,4", help="worker counts, comma-separated")
+    parser.add_argument("--clients", default="8,32", help="client counts, comma-separated")
+    parser.add_argument("--requests", type=int, default=100, help="requests per client")
     parser.add_argument("--raw", action="store_true", help="send each image as the raw body, not a form")
     args = parser.parse_args()
+    worker_counts = [int(n) for n in args.workers.split(",")]
+    client_counts = [int(n) for n in args.clients.split(",")]
     os.chdir(ROOT)
     images, labels = artifacts.load_split(paths.prepared("test"))
-    count = min(args.clients * args.requests, len(images))  # more requests than digits reuse them
+    count = min(max(client_counts) * args.requests, len(images))  # more requests than digits reuse them
     encoded = [(png(images[i]), int(labels[i])) for i in range(count)]
     bodies = [(image if args.raw else form(f"test{i}.png", image), label) for i, (image, label) in enumerate(encoded)]
-    log = tempfile.TemporaryFile("w+")  # the server's stderr: "interrupted" at the end, or why it failed
-    server, host, port = start_server(log)
-    try:
-        results: list = []
-        client(host, port, bodies[:50], args.raw, [])  # warm-up: first calls allocate the interpreter's tensors
-        requests = [bodies[i % len(bodies)] for i in range(args.clients * args.requests)]
-        shares = [requests[c * args.requests : (c + 1) * args.requests] for c in range(args.clients)]
-        threads = [threading.Thread(target=client, args=(host, port, share, args.raw, results)) for share in shares]
-        started = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        seconds = time.perf_counter() - started
-        source = model_name(host, port)
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(30)
-    latencies = sorted(r[0] for r in results)
-    errors = sum(not r[1] for r in results)
-    p50, p99 = (1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))] for q in (0.50, 0.99))
+    headers = {"Content-Type": "image/png" if args.raw else f"multipart/form-data; boundary={BOUNDARY}"}
+    attack = crafted_jpeg()
     kind = "raw body" if args.raw else "multipart form"
-    print(f"{cpu_name()}, {os.cpu_count()} cores (server and clients); model {source}")
-    print(f"{args.clients} clients x {args.requests} requests, one MNIST test digit per request ({kind}, PNG)")
-    print(f"requests/s:   {len(results) / seconds:,.0f}  ({len(results)} in {seconds:.2f} s)")
-    print(f"latency:      p50 {p50:.1f} ms, p99 {p99:.1f} ms, mean {1000 * statistics.mean(latencies):.1f} ms")
-    print(f"errors:       {errors}")
-    print(f"accuracy:     {sum(r[2] for r in results) / len(results):.2%}  (served digit = MNIST label)")
-    log.seek(0)
-    problems = log.read().replace("interrupted\n", "")
-    if problems:
-        print(f"the server's stderr:\n{problems}")
-
-
-def model_name(host: str, port: int) -> str:
-    """GET /model, in a line: the file, its format, the start of its sha256."""
-    connection = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
-    try:
-        connection.request("GET", "/model")
-        info = json.loads(connection.getresponse().read())
-    finally:
-        connection.close()
-    return f"{info['file']} ({info['format']}, sha256 {info['sha256'][:12]}...)"
+    print(f"{cpu_name()}, {os.cpu_count()} cores (server and clients)")
+    print(f"one MNIST test digit per request ({kind}, PNG), {args.requests} requests per client; ms")
+    print(f"{'workers':>7} {'clients':>7} {'req/s':>7} {'p50':>7} {'p99':>7} {'503':>5} {'errors':>6} {'healthz':>8} {'':>8} {'accuracy':>8}")
+    print(f"{'':>7} {'':>7} {'':>7} {'':>7} {'':>7} {'':>5} {'':>6} {'p99':>8} {'max':>8}")
+    attacked: list[tuple[int, int, dict]] = []
+    problems = []
+    for workers in worker_counts:
+        server = Server(workers)
+        try:
+            warm(server, bodies, headers, workers)
+            for clients in client_counts:
+                requests = [bodies[i % len(bodies)] for i in range(clients * args.requests)]
+                shares = [requests[c * args.requests : (c + 1) * args.requests] for c in range(clients)]
+                print(row(workers, clients, load(server, shares, headers, None)), flush=True)
+            clients = min(client_counts)
+            requests = [bodies[i % len(bodies)] for i in range(clients * args.requests)]
+            shares = [requests[c * args.requests : (c + 1) * args.requests] for c in range(clients)]
+            attacked.append((workers, clients, load(server, shares, headers, attack)))
+        finally:
+            problems.append(server.stop())
+    print(f"\nbeside one more client sending the crafted JPEG ({CRAFTED_SCANS:,} scans, {len(attack) / 1e6:.1f} MB) in a loop:")
+    for workers, clients, figures in attacked:
+        crafted_tally: Tally = figures["attack"]
+        statuses = sorted({r[1] for r in crafted_tally.results})
+        print(row(workers, clients, figures))
+        print(
+            f"{'':>15} crafted: {len(crafted_tally.results)} sent, answered {statuses},"
+            f" p50 {crafted_tally.percentile(0.5):.1f} ms, p99 {crafted_tally.percentile(0.99):.1f} ms"
+        )
+    leftover = "".join(problems)
+    if leftover:
+        print(f"the servers' stderr:\n{leftover}")
 
 
 if __name__ == "__main__":
