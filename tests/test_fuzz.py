@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, TiffTags
 
@@ -95,8 +95,13 @@ Image.init()  # Pillow imports its decoders on first use; keep that out of the t
 VALID_IMAGES = [valid_image(fmt) for fmt in ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")]
 
 
+# A 43-byte PNG whose image data claims 80 MB: read from a file object it cost 84 MB to refuse.
+CLAIMS_80_MB = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00 \x00\x00\x00\x18\x08\x00\x00\x00\x00\xbe8\xa0\xe8\x05\x00\x00\x00IDAT\x00\x00"
+
+
 @FUZZ
 @given(raw=st.one_of(st.binary(max_size=4096), *[mutated(image) for image in VALID_IMAGES]))
+@example(raw=CLAIMS_80_MB)
 def test_image_loader(tmp_path, raw):
     path = tmp_path / "input.img"
     path.write_bytes(raw)
