@@ -3,6 +3,7 @@
 `pipeline` and `tests.helpers` import because the project is installed in development mode
 (`pip install --no-deps --no-build-isolation -e .`, see pyproject.toml).
 """
+
 import os
 import subprocess
 import sys

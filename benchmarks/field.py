@@ -14,6 +14,7 @@ metrics/field.json with the same bytes for the same model and params). With --re
 or -S it runs a full `dvc repro` in a fresh copy of the repo with those values (the field set
 of params.yaml is 200 digits a source: one digit is half a point; more give a steadier figure).
 """
+
 import argparse
 import json
 import os

@@ -5,6 +5,7 @@ numpy arrays straight into model.fit, default batch size 32, validation_split=0.
 Reads the Keras-layout data/raw/mnist.npz (what keras.datasets.mnist.load_data() returns from
 its cache). Prints the test accuracy as its last line.
 """
+
 import os
 import sys
 

@@ -8,6 +8,7 @@ machines are shared and noisy.
 
     python benchmarks/pipeline_vs_notebook.py [--rounds 2]
 """
+
 import argparse
 import json
 import os

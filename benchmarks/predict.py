@@ -10,6 +10,7 @@ The claim it checks: with the exported LiteRT model, `python -m pipeline.predict
 image from a cold start in under a second, where importing TensorFlow alone takes seconds (both
 measured in the same run), and LiteRT names the Keras model's digit on the photos.
 """
+
 import argparse
 import io
 import os

@@ -9,6 +9,7 @@ field stage's scores on a third.
     python benchmarks/seeds.py --recipe cnn_fast --seeds 1 2 3      # a recipe of recipes.yaml
     python benchmarks/seeds.py --seeds 1 2 3 -S train.model=cnn -S train.epochs=10
 """
+
 import argparse
 import json
 import os
@@ -48,7 +49,9 @@ def main() -> None:
                 f"full repro {run.seconds:.0f} s  peak RSS {run.peak_rss_mb:.0f} MB",
                 flush=True,
             )
-            print(f"  export: {export_line(metrics, json.loads((repo / 'metrics/export.json').read_text()))}", flush=True)
+            print(
+                f"  export: {export_line(metrics, json.loads((repo / 'metrics/export.json').read_text()))}", flush=True
+            )
             print(f"  compute: {compute_line(repo, run.output)}", flush=True)
             print(f"  field: {field_line(json.loads((repo / 'metrics/field.json').read_text()))}", flush=True)
     spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0

@@ -15,6 +15,7 @@ at any load, and beside the crafted JPEG the other clients' p99 under 100 ms. A 
 service shedding load past app.MAX_PREDICTS requests a worker (counted apart from errors). The
 accuracy column checks that the digits arrive intact; it is not a new figure.
 """
+
 import argparse
 import http.client
 import io
@@ -106,7 +107,9 @@ class Server:
         return http.client.HTTPConnection(self.host, self.port, timeout=TIMEOUT)
 
 
-def post(server: Server, bodies: list[tuple[bytes, int]], headers: dict, tally: Tally, until: threading.Event | None = None) -> None:
+def post(
+    server: Server, bodies: list[tuple[bytes, int]], headers: dict, tally: Tally, until: threading.Event | None = None
+) -> None:
     """Send each body in turn on one connection (round and round until `until` is set, if given)."""
     connection = server.connection()
     index = 0
@@ -232,7 +235,9 @@ def main() -> None:
     kind = "raw body" if args.raw else "multipart form"
     print(f"{cpu_name()}, {os.cpu_count()} cores (server and clients)")
     print(f"one MNIST test digit per request ({kind}, PNG), {args.requests} requests per client; ms")
-    print(f"{'workers':>7} {'clients':>7} {'req/s':>7} {'p50':>7} {'p99':>7} {'503':>5} {'errors':>6} {'healthz':>8} {'':>8} {'accuracy':>8}")
+    print(
+        f"{'workers':>7} {'clients':>7} {'req/s':>7} {'p50':>7} {'p99':>7} {'503':>5} {'errors':>6} {'healthz':>8} {'':>8} {'accuracy':>8}"
+    )
     print(f"{'':>7} {'':>7} {'':>7} {'':>7} {'':>7} {'':>5} {'':>6} {'p99':>8} {'max':>8}")
     attacked: list[tuple[int, int, dict]] = []
     problems = []
@@ -250,7 +255,9 @@ def main() -> None:
             attacked.append((workers, clients, load(server, shares, headers, attack)))
         finally:
             problems.append(server.stop())
-    print(f"\nbeside one more client sending the crafted JPEG ({CRAFTED_SCANS:,} scans, {len(attack) / 1e6:.1f} MB) in a loop:")
+    print(
+        f"\nbeside one more client sending the crafted JPEG ({CRAFTED_SCANS:,} scans, {len(attack) / 1e6:.1f} MB) in a loop:"
+    )
     for workers, clients, figures in attacked:
         crafted_tally: Tally = figures["attack"]
         statuses = sorted({r[1] for r in crafted_tally.results})

@@ -4,6 +4,7 @@ DVC identifies an output by the MD5 of its bytes, so every writer here gives the
 the same content (no timestamps), and writes to a temporary file renamed into place only when
 complete: a failed or killed stage never leaves a file that looks finished.
 """
+
 import contextlib
 import csv
 import glob
@@ -225,9 +226,6 @@ def load_learning_curve(path: Path) -> list[dict[str, float]]:
     if not rows:
         raise file_error(path, "no epochs recorded")
     try:
-        return [
-            {key: (int if key == "epoch" else float)(row[key]) for key in LEARNING_CURVE_COLUMNS}
-            for row in rows
-        ]
+        return [{key: (int if key == "epoch" else float)(row[key]) for key in LEARNING_CURVE_COLUMNS} for row in rows]
     except (TypeError, ValueError) as error:
         raise file_error(path, f"not a number ({error})") from None

@@ -1,6 +1,7 @@
 """The one entry point of every command and stage: an expected failure, a full disk or Ctrl-C
 becomes one line on stderr and an exit code (1, or 130 for Ctrl-C); anything else is a bug and
 keeps its traceback."""
+
 import ctypes
 import errno
 import os

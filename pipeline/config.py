@@ -5,6 +5,7 @@ in code. Loading imports nothing heavy, so a typo stops a stage before TensorFlo
 is read exactly as DVC reads it (see `parse_yaml`), so a stage trains on the values that
 `dvc params diff` shows and `dvc exp run -S` writes.
 """
+
 import dataclasses
 import typing
 from dataclasses import dataclass
@@ -53,7 +54,9 @@ class TrainConfig:
     augment_zoom: float  # largest zoom in or out, as a fraction
     augment_stroke: float  # largest thickening or thinning of the strokes, in pixels of width
     augment_elastic: float  # strength of the elastic distortion: its displacements' RMS per axis, in pixels
-    augment_rendered: float  # fraction of the training digits replaced, once, by their rendering read back by the normaliser
+    augment_rendered: (
+        float  # fraction of the training digits replaced, once, by their rendering read back by the normaliser
+    )
     distribute: str  # auto (all GPUs when more than one) | off
     ensemble: int  # networks trained from different seeds, their probabilities averaged; 1: one network
 

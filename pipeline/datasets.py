@@ -4,6 +4,7 @@ The layout is Keras': `x_train` (N, 28, 28), `y_train` (N,), `x_test`, `y_test`,
 Readers take bytes or paths and raise DataError naming the file and the problem; nothing here
 touches the network.
 """
+
 import errno
 import gzip
 import hashlib
@@ -65,15 +66,11 @@ def validate(data: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
             rows, cols = IMAGE_SHAPE
             raise DataError(f"{source}: x_{split}: expected shape (N, {rows}, {cols}), got {images.shape}")
         if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-            raise DataError(
-                f"{source}: y_{split}: expected a 1-D integer array, got {labels.dtype} {labels.shape}"
-            )
+            raise DataError(f"{source}: y_{split}: expected a 1-D integer array, got {labels.dtype} {labels.shape}")
         if len(images) == 0:
             raise DataError(f"{source}: x_{split}: no images")
         if len(labels) != len(images):
-            raise DataError(
-                f"{source}: y_{split}: expected {len(images)} labels (one per image), got {len(labels)}"
-            )
+            raise DataError(f"{source}: y_{split}: expected {len(images)} labels (one per image), got {len(labels)}")
         if labels.min() < 0 or labels.max() >= NUM_CLASSES:
             raise DataError(
                 f"{source}: y_{split}: expected labels 0-{NUM_CLASSES - 1}, got {labels.min()}..{labels.max()}"
@@ -97,9 +94,7 @@ def parse_idx(raw: bytes, name: str) -> np.ndarray:
     expected = header + math.prod(shape)  # Python ints: a forged header cannot overflow
     if len(raw) != expected:
         problem = "truncated" if len(raw) < expected else "trailing bytes in"
-        raise DataError(
-            f"{name}: {problem} IDX file: shape {shape} needs {expected} bytes, got {len(raw)}"
-        )
+        raise DataError(f"{name}: {problem} IDX file: shape {shape} needs {expected} bytes, got {len(raw)}")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 

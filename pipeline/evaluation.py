@@ -1,4 +1,5 @@
 """Metrics from predicted probabilities: pure functions of arrays, no model and no disk."""
+
 from typing import Any
 
 import numpy as np

@@ -10,6 +10,7 @@ Every output is byte-stable: the same model gives the same bytes, in any process
 converter is so as it is; a SavedModel differs only in the random `uuid` of fingerprint.pb,
 which is set here from the model's own checksums.
 """
+
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -93,8 +94,10 @@ def saved_model_probabilities(version_dir: Path, images: np.ndarray, batch: int)
     """Probabilities from a SavedModel's serving signature, as TF Serving would compute them."""
     tf = tensorflow()
     serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-    parts = [serve(images=tf.constant(images[i : i + batch], tf.float32))["probabilities"].numpy()
-             for i in range(0, len(images), batch)]  # fmt: skip
+    parts = [
+        serve(images=tf.constant(images[i : i + batch], tf.float32))["probabilities"].numpy()
+        for i in range(0, len(images), batch)
+    ]
     return np.concatenate(parts)
 
 

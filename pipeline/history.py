@@ -1,4 +1,5 @@
 """`python -m pipeline.history`: test accuracy across commits. The tool is pipeline/review/history.py."""
+
 from pipeline import cli
 from pipeline.review.history import main
 

@@ -5,6 +5,7 @@ so this is what predictions use when the export stage has produced a model. Inpu
 are float32 in both exported models (the int8 one quantizes inside), as for the Keras model:
 (N, 28, 28) digits in [0, 1] in, (N, 10) probabilities out.
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -61,4 +62,3 @@ class LiteRTModel:
         self.interpreter.set_tensor(self.input["index"], batch)
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self.output["index"]).copy()
-

@@ -3,6 +3,7 @@
 Each network is one readable Sequential block. Model files are written byte-stably (same
 weights, same bytes, so DVC sees no change) and loaded only in Keras' safe mode.
 """
+
 import io
 import json
 import os
@@ -288,4 +289,3 @@ def _shape(model: Any, attribute: str) -> Any:
 
 def _damaged(path: Path, detail: str) -> DataError:
     return artifacts.file_error(path, f"not a loadable Keras model (damaged or not a Keras file: {detail})")
-

@@ -3,6 +3,7 @@
 Paths are relative to the repository root, which is where DVC runs each stage; `dvc.yaml`
 names the same files and `tests/test_dvc_yaml.py` checks that the two agree.
 """
+
 import os
 from pathlib import Path
 from typing import Iterable

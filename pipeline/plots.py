@@ -2,6 +2,7 @@
 
 Uses matplotlib's object API (no pyplot, no global backend switch) and never TensorFlow.
 """
+
 import io
 
 import numpy as np

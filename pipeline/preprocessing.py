@@ -5,6 +5,7 @@ arrays unshuffled; here every digit is held out in proportion, chosen by the see
 uint8, a quarter of float32's bytes to write, hash, cache and read (55 MB, not 220); every
 stage scales them to [0, 1] as it loads them (`artifacts.load_split`).
 """
+
 import numpy as np
 
 from pipeline.errors import DataError
@@ -24,9 +25,7 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     val_index = np.sort(np.concatenate(val))
     train_index = np.setdiff1d(np.arange(len(labels)), val_index)
     if len(val_index) == 0 or len(train_index) == 0:
-        raise DataError(
-            f"preprocess.val_fraction={fraction} leaves an empty split of {len(labels)} images"
-        )
+        raise DataError(f"preprocess.val_fraction={fraction} leaves an empty split of {len(labels)} images")
     return train_index, val_index
 
 

@@ -11,6 +11,7 @@ with it enabled, every `dvc exp run` rewrites params.yaml whole from conf/, so a
 edited in params.yaml is silently replaced and its comments, the only documentation of each
 parameter, are dropped.
 """
+
 import argparse
 import os
 import re

@@ -6,6 +6,7 @@ chosen by the seed, is drawn by one of the renderers and read back through the s
 and normaliser, once, before training. Only training digits are rendered (the field set renders
 the test split), so no field digit is learned.
 """
+
 import numpy as np
 
 from pipeline import render

@@ -1,4 +1,5 @@
 """`python -m pipeline.report`: a pull request's report. The tool is pipeline/review/report.py."""
+
 from pipeline import cli
 from pipeline.review.report import main
 

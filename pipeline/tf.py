@@ -3,6 +3,7 @@
 TensorFlow writes several lines of C++ log (oneDNN notes, CUDA probes) to stderr before its
 logging can be configured; they are captured here and shown only if the import fails.
 """
+
 import contextlib
 import functools
 import io

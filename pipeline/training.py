@@ -1,4 +1,5 @@
 """Train a model on prepared arrays: seeded, deterministic, one progress line per epoch."""
+
 import time
 from typing import Any
 
@@ -75,7 +76,9 @@ def augmenter(params: TrainConfig, seed: int) -> Any:
             return resample(images, c * x - s * y + dx + fields[:, 0], s * x + c * y + dy + fields[:, 1])
         zero = ops.zeros_like(cos)
         transforms = ops.stack([cos, -sin, offset_x, sin, cos, offset_y, zero, zero], axis=1)
-        return ops.image.affine_transform(images, transforms, fill_mode="constant", fill_value=0.0)  # MNIST's background
+        return ops.image.affine_transform(
+            images, transforms, fill_mode="constant", fill_value=0.0
+        )  # MNIST's background
 
     return augment
 

@@ -1,4 +1,5 @@
 """`python -m pipeline.uptodate`: are the committed results this code's?. The tool is pipeline/review/uptodate.py."""
+
 from pipeline import cli
 from pipeline.review.uptodate import main
 

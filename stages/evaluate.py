@@ -3,6 +3,7 @@
 Reads models/model.keras, data/prepared/test.npz and metrics/learning_curve.csv; writes
 metrics/metrics.json and metrics/predictions.csv (one row per test image).
 """
+
 from pipeline import artifacts, cli, evaluation, models, paths
 
 

@@ -4,6 +4,7 @@ Reads models/model.keras, data/prepared/{train,test}.npz and metrics/predictions
 model's answers); writes models/saved_model/1/, models/model_float32.tflite,
 models/model_int8.tflite and metrics/export.json.
 """
+
 import os
 
 from pipeline import artifacts, cli, config, export, litert, models, paths
@@ -19,7 +20,9 @@ def main() -> None:
     litert_models = {"litert_float32": export.to_litert(model), "litert_int8": export.to_litert(model, sample)}
     version_dir = export.save_saved_model(model, paths.SAVED_MODEL)
     probabilities = export.saved_model_probabilities(version_dir, test_images, models.INFERENCE_BATCH)
-    scores = {"saved_model": export.scores(probabilities, labels, keras_predicted, export.folder_size(paths.SAVED_MODEL))}
+    scores = {
+        "saved_model": export.scores(probabilities, labels, keras_predicted, export.folder_size(paths.SAVED_MODEL))
+    }
     for (name, content), path in zip(litert_models.items(), (paths.LITERT_FLOAT32, paths.LITERT_INT8)):
         artifacts.write_bytes(path, content)
         # Every core: the stage has the machine to itself (1.3 s less for the cnn on 2 cores).
@@ -27,8 +30,10 @@ def main() -> None:
         scores[name] = export.scores(probabilities, labels, keras_predicted, len(content))
     artifacts.save_json(paths.EXPORT_METRICS, scores)
     for name, score in scores.items():
-        cli.log(f"{name}: test accuracy {score['test_accuracy']:.4f}, agrees with Keras on "
-                f"{score['agreement']:.2%}, {score['size_bytes']:,} bytes")  # fmt: skip
+        cli.log(
+            f"{name}: test accuracy {score['test_accuracy']:.4f}, agrees with Keras on "
+            f"{score['agreement']:.2%}, {score['size_bytes']:,} bytes"
+        )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 Writes data/raw/mnist.npz (Keras layout, uint8) and metrics/dataset.json (its fingerprint and
 sizes, and whether it is the canonical MNIST).
 """
+
 from pipeline import artifacts, cli, config, datasets, fetch, paths
 
 

@@ -5,6 +5,7 @@ data/prepared/test.npz; writes metrics/field.json: accuracy per source (mnist_pn
 drawn, scans, app_exports) and on the same digits as arrays. The images are made in memory
 from the seed, never written.
 """
+
 from pipeline import artifacts, cli, config, field, paths, render
 from pipeline.predict.predictor import Predictor
 

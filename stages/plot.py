@@ -3,6 +3,7 @@
 Reads data/prepared/{train,test}.npz, metrics/learning_curve.csv and metrics/predictions.csv; writes
 PNGs to metrics/plots/.
 """
+
 from pipeline import artifacts, cli, config, paths, plots
 
 

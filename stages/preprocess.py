@@ -3,6 +3,7 @@
 Reads data/raw/mnist.npz; writes data/prepared/{train,val,test}.npz (`images` uint8 28x28,
 scaled to [0, 1] as each stage loads them; `labels` uint8).
 """
+
 from pipeline import artifacts, cli, config, datasets, paths, preprocessing
 
 

@@ -2,6 +2,7 @@
 
 Reads data/prepared/{train,val}.npz; writes models/model.keras and metrics/learning_curve.csv.
 """
+
 from pipeline import artifacts, cli, config, models, paths, training
 
 

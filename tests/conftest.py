@@ -1,4 +1,5 @@
 """Fixtures shared by the test modules; the helpers they use live in tests/helpers/."""
+
 from pathlib import Path
 
 import pytest

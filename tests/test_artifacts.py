@@ -1,4 +1,5 @@
 """The pipeline's file readers and writers: round trips, byte stability, atomic replacement."""
+
 import os
 import re
 import stat
@@ -92,7 +93,10 @@ def test_scale_keeps_every_grey_level_distinct_in_the_unit_interval():
 def test_load_split_rejects_inconsistent_arrays(tmp_path, monkeypatch, images, labels):
     monkeypatch.chdir(tmp_path)
     artifacts.save_arrays(paths.prepared("train"), {"images": images, "labels": labels})
-    with pytest.raises(DataError, match=r"train.npz: expected uint8 images \(N, 28, 28\) and N labels, got .*`dvc checkout --force data/prepared/train.npz`"):
+    with pytest.raises(
+        DataError,
+        match=r"train.npz: expected uint8 images \(N, 28, 28\) and N labels, got .*`dvc checkout --force data/prepared/train.npz`",
+    ):
         artifacts.load_split(paths.prepared("train"))
 
 
@@ -116,7 +120,9 @@ def test_restore_hint_matches_how_the_output_is_kept(tmp_path, monkeypatch, path
     assert artifacts.restore_hint(tmp_path / path) == expected  # the same file, named absolutely
 
 
-@pytest.mark.parametrize("path", ["metrics/notes.csv", "models/other.keras", "/tmp/model.keras", "../models/model.keras"])
+@pytest.mark.parametrize(
+    "path", ["metrics/notes.csv", "models/other.keras", "/tmp/model.keras", "../models/model.keras"]
+)
 def test_restore_hint_is_empty_for_a_file_that_is_no_output(tmp_path, monkeypatch, path):
     monkeypatch.chdir(tmp_path)
     assert artifacts.restore_hint(path) == ""
@@ -223,7 +229,10 @@ def test_load_json_problems_are_data_errors(tmp_path, monkeypatch, content):
 
 
 def test_csv_round_trip(tmp_path):
-    rows = [{"index": 0, "actual": 7, "predicted": 7, "confidence": 0.9981}, {"index": 1, "actual": 2, "predicted": 3, "confidence": 0.5}]
+    rows = [
+        {"index": 0, "actual": 7, "predicted": 7, "confidence": 0.9981},
+        {"index": 1, "actual": 2, "predicted": 3, "confidence": 0.5},
+    ]
     artifacts.save_csv(tmp_path / "predictions.csv", rows)
     assert (tmp_path / "predictions.csv").read_text().splitlines()[0] == "index,actual,predicted,confidence"
     loaded = artifacts.load_csv(tmp_path / "predictions.csv", ("actual", "predicted"))
@@ -259,9 +268,7 @@ def test_history_round_trip_restores_types(tmp_path):
 
 
 def test_load_history_converts_text(tmp_path):
-    (tmp_path / "learning_curve.csv").write_text(
-        "epoch,loss,accuracy,val_loss,val_accuracy\n1,0.5,0.75,0.625,1\n"
-    )
+    (tmp_path / "learning_curve.csv").write_text("epoch,loss,accuracy,val_loss,val_accuracy\n1,0.5,0.75,0.625,1\n")
     assert artifacts.load_learning_curve(tmp_path / "learning_curve.csv") == [
         {"epoch": 1, "loss": 0.5, "accuracy": 0.75, "val_loss": 0.625, "val_accuracy": 1.0}
     ]

@@ -5,6 +5,7 @@ clone, and pushes to a bare git origin. `dvc artifacts get` then reads the origi
 directory: the origin has no DVC cache, so every byte compared came through the DVC remote.
 The release and fetch commands are those of docs/export.md's code blocks, run as written.
 """
+
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,11 +106,14 @@ def test_documented_commands_fetch_each_release_by_name(release, tmp_path):
     assert sorted(p.name for p in elsewhere.iterdir()) == ["model-v1.0.0.keras", "model.keras", "model_int8.tflite"]
 
 
-@pytest.mark.parametrize(("arguments", "missing"), [
-    (["mnist-clasifier"], "'mnist-clasifier'"),
-    (["mnist-classifier", "--rev", "v9.9.9"], "'mnist-classifier @ v9.9.9'"),
-    (["mnist-classifier", "--rev", "mnist-classifier@v1.0.0"], "'mnist-classifier @ mnist-classifier@v1.0.0'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("arguments", "missing"),
+    [
+        (["mnist-clasifier"], "'mnist-clasifier'"),
+        (["mnist-classifier", "--rev", "v9.9.9"], "'mnist-classifier @ v9.9.9'"),
+        (["mnist-classifier", "--rev", "mnist-classifier@v1.0.0"], "'mnist-classifier @ mnist-classifier@v1.0.0'"),
+    ],
+)
 def test_a_wrong_name_or_version_is_one_line_and_exit_1(release, tmp_path, arguments, missing):
     get = ["dvc", "artifacts", "get", str(release.origin), *arguments, "--remote-config", f"url={release.remote}"]
     result = run(get, cwd=tmp_path, check=False)

@@ -1,5 +1,6 @@
 """params.yaml validation: every problem is a ConfigError naming the dotted key, raised before
 anything heavy is imported, and a stage reports it as one line."""
+
 import dataclasses
 import io
 import os
@@ -202,7 +203,11 @@ def test_boundary_values_are_accepted(key, value):
 @pytest.mark.parametrize("key", ["train.augment_stroke", "train.augment_elastic"])
 @pytest.mark.parametrize(
     "value, expected",
-    [(-1, "a number of pixels in [0, 4], got -1.0"), (28, "a number of pixels in [0, 4], got 28.0"), ("2px", "a number, got str '2px'")],
+    [
+        (-1, "a number of pixels in [0, 4], got -1.0"),
+        (28, "a number of pixels in [0, 4], got 28.0"),
+        ("2px", "a number, got str '2px'"),
+    ],
 )
 def test_a_bad_stroke_or_elastic_limit_is_one_line_naming_its_key(key, value, expected):
     assert error_for(changed({key: value})) == f"params.yaml: {key}: expected {expected}"
@@ -236,9 +241,32 @@ def test_quoted_number_is_text_not_a_number():
 # Scalars that YAML 1.1 (PyYAML) reads otherwise than YAML 1.2 (ruamel.yaml, as DVC uses it), and
 # some both read alike. A quoted one is text to both.
 TRICKY_SCALARS = [
-    "off", "on", "yes", "no", "y", "True", "010", "0o10", "0x10", "0b10", "1e-3", "1e3", "1_000", ".5",
-    "1:30", "~", "null", "", "2024-01-02", "2024-01-02 10:00:00", ".inf", "+1", "'1e-3'", "'off'", "[off, 010]",
-]  # fmt: skip
+    "off",
+    "on",
+    "yes",
+    "no",
+    "y",
+    "True",
+    "010",
+    "0o10",
+    "0x10",
+    "0b10",
+    "1e-3",
+    "1e3",
+    "1_000",
+    ".5",
+    "1:30",
+    "~",
+    "null",
+    "",
+    "2024-01-02",
+    "2024-01-02 10:00:00",
+    ".inf",
+    "+1",
+    "'1e-3'",
+    "'off'",
+    "[off, 010]",
+]
 
 
 @pytest.mark.parametrize("scalar", TRICKY_SCALARS)

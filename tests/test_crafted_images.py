@@ -9,6 +9,7 @@ generators live in tests/helpers/crafted.py (the benchmarks use them too); the s
 start from are in tests/data/crafted/ (its README says how each was made).
 
 """
+
 import functools
 import io
 import struct

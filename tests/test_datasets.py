@@ -1,4 +1,5 @@
 """Readers of MNIST's on-disk forms (IDX, .npz, the legacy pickle), validation and fingerprint."""
+
 import gzip
 import hashlib
 import os
@@ -202,7 +203,9 @@ def test_path_problem_of_files_folders_and_missing_paths(tmp_path):
     assert datasets.path_problem(tmp_path / "file" / "below") == "no such file"
 
 
-@pytest.mark.parametrize(("kind", "problem"), [("loop", "symlink loop"), ("fifo", r"not a regular file \(a named pipe\)")])
+@pytest.mark.parametrize(
+    ("kind", "problem"), [("loop", "symlink loop"), ("fifo", r"not a regular file \(a named pipe\)")]
+)
 def test_read_npz_of_a_path_that_is_no_file_says_what_it_is(tmp_path, kind, problem):
     path = special_path(kind, tmp_path)  # a named pipe would block a reader: refused before opening
     with pytest.raises(DataError, match=f"^{re.escape(str(path))}: {problem}; run it again$"):

@@ -3,6 +3,7 @@
 A stage whose deps miss a module it imports would not re-run when that module changes; one whose
 outs differ from what the code writes would be reported as changed forever.
 """
+
 import ast
 import re
 from pathlib import Path
@@ -17,7 +18,13 @@ DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 STAGES = DVC["stages"]
 # Modules that shape no output bytes: changing them must not re-run the pipeline.
 # (pipeline/__init__.py is a docstring: it marks the package.)
-INFRASTRUCTURE = {"pipeline/__init__.py", "pipeline/cli.py", "pipeline/config.py", "pipeline/errors.py", "pipeline/paths.py"}
+INFRASTRUCTURE = {
+    "pipeline/__init__.py",
+    "pipeline/cli.py",
+    "pipeline/config.py",
+    "pipeline/errors.py",
+    "pipeline/paths.py",
+}
 
 
 def imported_modules(source: Path) -> set[str]:
@@ -122,8 +129,12 @@ def test_git_tracked_outputs_are_exactly_the_uncached_ones():
 def test_persisted_outputs_are_the_ones_the_code_names():
     # A stage's error under DVC says which outputs DVC deleted before running it: all but these.
     persisted = {
-        name for stage in STAGES.values() for entry in stage.get("outs", []) + stage.get("metrics", [])
-        if isinstance(entry, dict) for name, options in entry.items() if options.get("persist")
+        name
+        for stage in STAGES.values()
+        for entry in stage.get("outs", []) + stage.get("metrics", [])
+        if isinstance(entry, dict)
+        for name, options in entry.items()
+        if options.get("persist")
     }
     assert persisted == {path.as_posix() for path in paths.PERSISTED}
 

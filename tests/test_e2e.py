@@ -1,4 +1,5 @@
 """The real `dvc repro` on a shrunken pipeline in a temporary git repo, and the real data route."""
+
 import json
 import re
 import sys
@@ -28,8 +29,12 @@ def test_repro_rebuilds_only_what_changed(pipeline_repo):
     assert metrics["params"] == 104938
     assert metrics["test_accuracy"] > 0.5  # the synthetic digits are easy; chance is 0.1
     assert sorted(p.name for p in (pipeline_repo / "metrics/plots").iterdir()) == [
-        "accuracy.png", "confusion.png", "loss.png", "misclassified.png", "samples.png",
-    ]  # fmt: skip
+        "accuracy.png",
+        "confusion.png",
+        "loss.png",
+        "misclassified.png",
+        "samples.png",
+    ]
     exported = json.loads((pipeline_repo / "metrics/export.json").read_text())
     assert set(exported) == EXPORTS
     assert all(set(score) == {"test_accuracy", "agreement", "size_bytes"} for score in exported.values())
@@ -47,7 +52,13 @@ def test_repro_rebuilds_only_what_changed(pipeline_repo):
     assert "up to date" in status.stdout
 
     set_params(pipeline_repo, **{"train.epochs": 2})
-    assert ran_stages(run(["dvc", "repro"], cwd=pipeline_repo).stdout) == ["train", "evaluate", "plot", "export", "field"]
+    assert ran_stages(run(["dvc", "repro"], cwd=pipeline_repo).stdout) == [
+        "train",
+        "evaluate",
+        "plot",
+        "export",
+        "field",
+    ]
 
     set_params(pipeline_repo, **{"plot.samples": 16})
     assert ran_stages(run(["dvc", "repro"], cwd=pipeline_repo).stdout) == ["plot"]

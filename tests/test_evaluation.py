@@ -1,4 +1,5 @@
 """Metrics from predicted probabilities, checked against hand computations."""
+
 import json
 import math
 

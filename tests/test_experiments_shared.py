@@ -5,6 +5,7 @@ experiments: their commits to a bare git origin, their data to a DVC directory r
 a fresh `git clone` of the origin with its own DVC cache, pulls them, compares them and applies
 the best. The docs page shows each command run here, word for word (the last test checks).
 """
+
 import json
 import shlex
 from collections.abc import Iterator
@@ -32,8 +33,18 @@ PUSH = ["dvc", "exp", "push", "origin", *NAMES]  # the git refs to origin, the o
 LIST = ["dvc", "exp", "list", "origin", "--name-only"]
 PULL = ["dvc", "exp", "pull", "origin"]  # every experiment of HEAD, with its outputs
 SHOW = ["dvc", "exp", "show", "--json"]
-TABLE = ["dvc", "exp", "show", "--only-changed", "--drop", "per_class",
-         "--sort-by", "test_accuracy", "--sort-order", "desc"]  # fmt: skip
+TABLE = [
+    "dvc",
+    "exp",
+    "show",
+    "--only-changed",
+    "--drop",
+    "per_class",
+    "--sort-by",
+    "test_accuracy",
+    "--sort-order",
+    "desc",
+]
 PLOTS = ["dvc", "plots", "diff", *NAMES]
 QUEUE_TIMEOUT = 900  # seconds; the three runs on two workers took 70 s on 2 shared cores
 DOCS = ROOT / "docs/experiments.md"
@@ -116,8 +127,11 @@ def test_the_sweep_ran_each_rate_on_two_workers_and_left_no_process(sweep):
     assert len(records) == 2 + len(NAMES)  # and one process per experiment, no more
     assert all(record["returncode"] == 0 for record in records.values()), records
     assert experiments.running(sweep.repo) == []
-    worked = [log.name for log in (sweep.repo / experiments.EXPS / "celery").glob("dvc-exp-worker-*.out")
-              if "run_exp[" in log.read_text()]  # fmt: skip
+    worked = [
+        log.name
+        for log in (sweep.repo / experiments.EXPS / "celery").glob("dvc-exp-worker-*.out")
+        if "run_exp[" in log.read_text()
+    ]
     assert len(worked) == 2, "both workers should have run an experiment"
 
 

@@ -2,6 +2,7 @@
 
 Uses the glyph-reading model of tests/helpers/glyphs.py: a real classifier, no training.
 """
+
 import os
 import subprocess
 import sys
@@ -27,7 +28,9 @@ def model():
 @pytest.fixture(scope="module")
 def digits() -> np.ndarray:
     """The ten glyphs in MNIST's form, 0 to 9, with shifted copies: 40 digits."""
-    base = [to_mnist(np.asarray(glyph(d, offset=(6 * k, 0)), dtype=np.float32) / 255) for k in range(4) for d in range(10)]
+    base = [
+        to_mnist(np.asarray(glyph(d, offset=(6 * k, 0)), dtype=np.float32) / 255) for k in range(4) for d in range(10)
+    ]
     return np.stack(base).astype(np.float32)
 
 
@@ -108,8 +111,12 @@ def test_every_export_is_byte_identical_from_one_process_to_the_next(model, tmp_
     models.save_model(model, tmp_path / "model.keras")
     trees = []
     for run in ("a", "b"):
-        subprocess.run([sys.executable, "-c", EXPORT_TWICE, str(tmp_path / "model.keras"), str(tmp_path / run)],
-                       cwd=ROOT, check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-c", EXPORT_TWICE, str(tmp_path / "model.keras"), str(tmp_path / run)],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
         files = sorted(p for p in (tmp_path / run).rglob("*") if p.is_file())
         trees.append({p.relative_to(tmp_path / run).as_posix(): p.read_bytes() for p in files})
     assert "saved_model/1/fingerprint.pb" in trees[0] and "saved_model/1/saved_model.pb" in trees[0]
@@ -129,7 +136,9 @@ def test_representative_sample_is_seeded_and_bounded():
 
 def test_scores_are_accuracy_agreement_and_size():
     probabilities = np.eye(10, dtype=np.float32)[[1, 2, 3, 4]]
-    score = export.scores(probabilities, labels=np.array([1, 2, 3, 5]), keras_predicted=np.array([1, 2, 0, 0]), size=123)
+    score = export.scores(
+        probabilities, labels=np.array([1, 2, 3, 5]), keras_predicted=np.array([1, 2, 0, 0]), size=123
+    )
     assert score == {"test_accuracy": 0.75, "agreement": 0.5, "size_bytes": 123}
 
 
@@ -137,11 +146,17 @@ def test_a_damaged_or_wrong_litert_model_is_one_line(float32, tmp_path, monkeypa
     with pytest.raises(DataError, match=r"^x.tflite: not a loadable LiteRT model \(.+\)$"):
         LiteRTModel(float32[: len(float32) // 2], "x.tflite")
     three = keras().Sequential([keras().Input(shape=(28, 28)), keras().layers.Flatten(), keras().layers.Dense(3)])
-    with pytest.raises(DataError, match=r"^y.tflite: expected a model from 28x28 images to 10 digit probabilities, "
-                                        r"got input \(1, 28, 28\) and output \(1, 3\)$"):  # fmt: skip
+    with pytest.raises(
+        DataError,
+        match=r"^y.tflite: expected a model from 28x28 images to 10 digit probabilities, "
+        r"got input \(1, 28, 28\) and output \(1, 3\)$",
+    ):
         LiteRTModel(export.to_litert(three), "y.tflite")
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(DataError, match=rf"^{paths.LITERT_FLOAT32}: no such model; build it with `dvc repro` or fetch it with `dvc pull`"):
+    with pytest.raises(
+        DataError,
+        match=rf"^{paths.LITERT_FLOAT32}: no such model; build it with `dvc repro` or fetch it with `dvc pull`",
+    ):
         LiteRTModel.from_path(paths.LITERT_FLOAT32)
 
 
@@ -165,7 +180,9 @@ def test_export_metrics_are_listed_for_dvc_metrics_diff():
 
     stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["export"]
     assert stage["metrics"] == [{paths.EXPORT_METRICS.as_posix(): {"cache": False}}]
-    assert {paths.SAVED_MODEL.as_posix(), paths.LITERT_FLOAT32.as_posix(), paths.LITERT_INT8.as_posix()} <= set(stage["outs"])
+    assert {paths.SAVED_MODEL.as_posix(), paths.LITERT_FLOAT32.as_posix(), paths.LITERT_INT8.as_posix()} <= set(
+        stage["outs"]
+    )
 
 
 def test_an_ensemble_exports_like_one_network(model, digits, tmp_path):

@@ -6,6 +6,7 @@ The promises: a killed or interrupted stage leaves no output that looks complete
 file or parameter costs one line naming it, with no traceback; a model that would run code on
 load is refused; predict streams any number of images in bounded memory.
 """
+
 import errno
 import functools
 import json
@@ -67,12 +68,12 @@ def fault_env(shims: Path, **extra: str) -> dict[str, str]:
 
 
 @slow
-@pytest.mark.parametrize(
-    "stage, target", [("fetch", "data/raw/mnist.npz"), ("preprocess", "data/prepared/val.npz")]
-)
+@pytest.mark.parametrize("stage, target", [("fetch", "data/raw/mnist.npz"), ("preprocess", "data/prepared/val.npz")])
 def test_sigkill_mid_write_leaves_no_partial_output(pipeline_repo, tmp_path, stage, target):
     repo, ready = pipeline_repo, tmp_path / "ready"
-    environment = fault_env(faults.shim_dir(tmp_path / "shim"), FAULT_PATH=target, FAULT_MODE="hang", FAULT_READY=str(ready))
+    environment = fault_env(
+        faults.shim_dir(tmp_path / "shim"), FAULT_PATH=target, FAULT_MODE="hang", FAULT_READY=str(ready)
+    )
     repro = faults.Started(["dvc", "repro"], repo, tmp_path / "logs", environment)
     try:
         repro.wait_for(ready.exists, 120, f"{target} half written")
@@ -100,7 +101,9 @@ def test_sigkill_mid_write_leaves_no_partial_output(pipeline_repo, tmp_path, sta
 def test_sigkill_mid_write_of_a_stage_run_by_hand_keeps_the_previous_file(built_repo, tmp_path):
     repo, target, ready = built_repo, "data/prepared/val.npz", tmp_path / "ready"
     before = {name: faults.md5(repo / f"data/prepared/{name}.npz") for name in ("train", "val", "test")}
-    environment = fault_env(faults.shim_dir(tmp_path / "shim"), FAULT_PATH=target, FAULT_MODE="hang", FAULT_READY=str(ready))
+    environment = fault_env(
+        faults.shim_dir(tmp_path / "shim"), FAULT_PATH=target, FAULT_MODE="hang", FAULT_READY=str(ready)
+    )
     stage = faults.Started([sys.executable, "-m", "stages.preprocess"], repo, tmp_path / "logs", environment)
     try:
         stage.wait_for(ready.exists, 60, f"{target} half written")
@@ -218,7 +221,6 @@ def test_ctrl_c_during_training_stops_within_seconds_with_one_line(built_repo, t
     assert_recovers(built_repo)
 
 
-
 @pytest.fixture
 def start_stage(tmp_path):
     """Start a process running `cli.run(main)` for the `main` in a snippet; return once it prints "ready"."""
@@ -289,15 +291,19 @@ def test_a_second_ctrl_c_while_exiting_prints_no_traceback(start_stage):
 
 def test_a_stage_started_with_sigint_ignored_keeps_ignoring_it(start_stage):
     # What a shell without job control does to `cmd &`: Ctrl-C in the terminal is not for it.
-    stage = start_stage("""
+    stage = start_stage(
+        """
         def main():
             print("ready", flush=True)
             time.sleep(1)
             print("finished", flush=True)
-    """, preexec_fn=functools.partial(signal.signal, signal.SIGINT, signal.SIG_IGN))
+    """,
+        preexec_fn=functools.partial(signal.signal, signal.SIGINT, signal.SIG_IGN),
+    )
     os.kill(stage.pid, signal.SIGINT)
     assert stage.wait(30) == 0
     assert "finished" in stage.out() and stage.err() == ""
+
 
 @slow
 def test_a_field_stage_that_fails_leaves_the_last_field_scores(built_repo):
@@ -331,7 +337,9 @@ def test_two_repros_at_once_one_runs_the_other_fails_fast(built_repo, tmp_path):
         second.stop()
     (first_code, first_seconds), (second_code, second_seconds) = ended
     assert sorted([first_code, second_code])[0] == 0 and first_code != second_code, ended
-    winner, loser, loser_seconds = (first, second, second_seconds) if first_code == 0 else (second, first, first_seconds)
+    winner, loser, loser_seconds = (
+        (first, second, second_seconds) if first_code == 0 else (second, first, first_seconds)
+    )
     # DVC releases its repo lock while a stage's command runs and guards each stage's deps and
     # outs with its rwlock instead: the loser gives up on whichever it meets first (after 3 s of
     # retries for the repo lock, at once for a path), having changed nothing.
@@ -436,7 +444,9 @@ def test_a_full_disk_outside_our_writers_is_still_one_line(capsys, error, line):
 def test_a_full_disk_during_the_models_scratch_save_names_the_model(capsys):
     with pytest.raises(SystemExit):
         cli.run(lambda: models.save_model(ScratchModel(fail=OSError(errno.ENOSPC, "No space left")), Path("m.keras")))
-    assert re.fullmatch(r"error: m.keras: cannot write \(scratch copy in \S+\): No space left\n", capsys.readouterr().err)
+    assert re.fullmatch(
+        r"error: m.keras: cannot write \(scratch copy in \S+\): No space left\n", capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize(
@@ -458,7 +468,14 @@ def test_skip_teardown_flushes_and_exits_with_the_stages_code_past_atexit(body, 
 
         cli.run(main, skip_teardown=True)
     """)
-    result = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, cwd=ROOT, env=env(PYTHONPATH=str(ROOT)), timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", snippet],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env(PYTHONPATH=str(ROOT)),
+        timeout=60,
+    )
     assert (result.returncode, result.stdout, result.stderr) == (code, out + ("teardown ran\n" if code else ""), err)
 
 
@@ -535,7 +552,9 @@ def test_flipped_bytes_in_a_prepared_file_are_reported_and_repro_restores_it(bui
 
     # The zip's CRC-32 of each array catches it: train refuses before TensorFlow starts.
     shims = faults.shim_dir(tmp_path / "shim", fake_tensorflow=True)
-    result = subprocess.run([sys.executable, "-m", "stages.train"], cwd=repo, env=fault_env(shims), capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.train"], cwd=repo, env=fault_env(shims), capture_output=True, text=True
+    )
     assert result.returncode == 1 and not faults.tensorflow_imported(shims)
     assert result.stderr == (
         "error: data/prepared/train.npz: not a readable .npz (BadZipFile: Bad CRC-32 for file 'images.npy'); "
@@ -563,11 +582,20 @@ def test_a_damaged_git_tracked_output_is_reported_and_git_checkout_restores_it(b
 BAD_PARAMS = {  # a line replaced in params.yaml: (old, new, how the one line a stage prints starts)
     # An unclosed [ is noticed on the next line, at the colon after its key.
     "not-yaml": ("  epochs: 1", "  epochs: [1", "error: params.yaml: not valid YAML at line {next}, column "),
-    "wrong-type": ("  epochs: 1", "  epochs: ten", "error: params.yaml: train.epochs: expected an integer, got str 'ten'"),
-    "unknown-key": ("  epochs: 1", "  epochs: 1\n  epoch: 2", "error: params.yaml: unknown key train.epoch (known keys: "),
+    "wrong-type": (
+        "  epochs: 1",
+        "  epochs: ten",
+        "error: params.yaml: train.epochs: expected an integer, got str 'ten'",
+    ),
+    "unknown-key": (
+        "  epochs: 1",
+        "  epochs: 1\n  epoch: 2",
+        "error: params.yaml: unknown key train.epoch (known keys: ",
+    ),
     # `dvc repro` refuses a duplicate key; a stage run directly must not take the last one silently.
     "duplicate-key": (
-        "  epochs: 1", "  epochs: 1\n  epochs: 2",
+        "  epochs: 1",
+        "  epochs: 1\n  epochs: 2",
         'error: params.yaml: not valid YAML at line {next}, column 3: found duplicate key "epochs"',
     ),
 }
@@ -591,7 +619,9 @@ def test_bad_params_stop_a_stage_in_one_line_before_tensorflow(tmp_path, fault):
     set_params(repo, **{"train.epochs": 1})
     line = break_params(repo, fault)
     shims = faults.shim_dir(tmp_path / "shim", fake_tensorflow=True)
-    result = subprocess.run([sys.executable, "-m", "stages.train"], cwd=repo, env=fault_env(shims), capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.train"], cwd=repo, env=fault_env(shims), capture_output=True, text=True
+    )
     assert result.returncode == 1
     assert result.stderr.startswith(line) and result.stderr.count("\n") == 1, result.stderr
     assert not faults.tensorflow_imported(shims)
@@ -613,7 +643,9 @@ def test_bad_params_under_dvc_say_how_to_get_back_the_outputs_dvc_deleted(tmp_pa
     set_params(repo, **{"train.model": "resnet"})
     shims = faults.shim_dir(tmp_path / "shim", fake_tensorflow=True)
     stage_env = fault_env(shims, DVC_STAGE="train") if under_dvc else fault_env(shims)
-    result = subprocess.run([sys.executable, "-m", "stages.train"], cwd=repo, env=stage_env, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.train"], cwd=repo, env=stage_env, capture_output=True, text=True
+    )
     assert result.returncode == 1 and result.stderr.count("\n") == 1
     key_error = "error: params.yaml: train.model: expected one of mlp, cnn, deep_cnn, got 'resnet'"
     assert result.stderr == key_error + (RESTORE_TRAIN if under_dvc else "\n")  # run directly, nothing was deleted
@@ -632,7 +664,9 @@ def test_the_restore_names_each_stages_own_outputs_by_where_they_are_kept(stage,
 
     hint = cli.after_dvc_deleted(ConfigError("params.yaml: seed: expected an integer"), {"DVC_STAGE": stage})
     assert hint.startswith(f"; dvc had already deleted {stage}'s outputs: restore them with {restore}, ")
-    assert cli.after_dvc_deleted(DataError("data/raw/mnist.npz: truncated"), {"DVC_STAGE": stage}) == ""  # work was done
+    assert (
+        cli.after_dvc_deleted(DataError("data/raw/mnist.npz: truncated"), {"DVC_STAGE": stage}) == ""
+    )  # work was done
     assert cli.after_dvc_deleted(ConfigError("params.yaml: seed"), {}) == ""  # not run by DVC: nothing deleted
 
 
@@ -640,7 +674,10 @@ def test_a_stage_whose_outputs_dvc_keeps_in_place_says_nothing_more():
     from pipeline.errors import ConfigError
 
     # field's scores are `persist: true` in dvc.yaml: DVC leaves them for the stage to replace.
-    assert cli.after_dvc_deleted(ConfigError("params.yaml: field.images: expected an integer"), {"DVC_STAGE": "field"}) == ""
+    assert (
+        cli.after_dvc_deleted(ConfigError("params.yaml: field.images: expected an integer"), {"DVC_STAGE": "field"})
+        == ""
+    )
 
 
 def test_a_temporary_experiment_deletes_nothing_in_the_workspace_so_the_line_says_nothing_more(tmp_path, monkeypatch):
@@ -656,7 +693,9 @@ def test_the_fake_tensorflow_catches_an_import(tmp_path):
     """The check above can fail: a stage that reaches TensorFlow leaves the marker."""
     shims = faults.shim_dir(tmp_path / "shim", fake_tensorflow=True)
     code = "from pipeline.tf import tensorflow; tensorflow()"
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=fault_env(shims), capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=fault_env(shims), capture_output=True, text=True
+    )
     assert result.returncode == 1 and faults.tensorflow_imported(shims)
 
 
@@ -691,7 +730,11 @@ def test_a_bad_set_param_in_dvc_exp_run_names_the_commands_that_undo_it(built_re
     result = run(["dvc", "exp", "run", "-S", "train.model=resnet"], cwd=built_repo, check=False)
     assert result.returncode != 0 and "Traceback" not in result.stdout + result.stderr
     ours = [line for line in faults.stderr_lines(result.stderr) if line.startswith("error: ")]
-    assert len(ours) == 1 and ours[0] + "\n" == "error: params.yaml: train.model: expected one of mlp, cnn, deep_cnn, got 'resnet'" + RESTORE_TRAIN
+    assert (
+        len(ours) == 1
+        and ours[0] + "\n"
+        == "error: params.yaml: train.model: expected one of mlp, cnn, deep_cnn, got 'resnet'" + RESTORE_TRAIN
+    )
     assert not (built_repo / "models/model.keras").exists()  # DVC's doing, before the stage started
     for restore in re.findall(r"`([^`]+)`", ours[0]):  # exactly what the line says to run
         run(restore.split(), cwd=built_repo)
@@ -728,7 +771,9 @@ def test_a_model_that_runs_code_on_load_is_refused_by_evaluate_and_predict(built
     evaluate = run([sys.executable, "-m", "stages.evaluate"], cwd=repo, check=False)
     assert evaluate.returncode == 1
     assert evaluate.stderr.startswith(refusal) and evaluate.stderr.count("\n") == 1
-    predict = run([sys.executable, "-m", "pipeline.predict", "examples", "--model", "models/model.keras"], cwd=repo, check=False)
+    predict = run(
+        [sys.executable, "-m", "pipeline.predict", "examples", "--model", "models/model.keras"], cwd=repo, check=False
+    )
     assert predict.returncode == 1 and predict.stdout == ""
     assert predict.stderr.startswith(refusal) and predict.stderr.count("\n") == 1
     assert not marker.exists()

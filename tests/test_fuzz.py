@@ -5,6 +5,7 @@ the image reader and the normaliser.
 The promise: the documented error type (DataError for data files, ImageError for images) or a
 valid result; never another exception, a hang, or an allocation far beyond the input's size.
 """
+
 import io
 import time
 
@@ -115,6 +116,7 @@ def test_npz_header_claiming_a_huge_array_is_refused_before_allocating(tmp_path)
     raw[at : at + 11] = b"(99999999,)"  # same length: 400 MB of float32 claimed in 10 kB
     path = tmp_path / "huge.npz"
     path.write_bytes(bytes(raw))
+
     def load():
         with pytest.raises(DataError, match="images: header claims 399,999,996 bytes"):
             datasets.read_npz(path, ("images", "labels"))

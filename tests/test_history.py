@@ -1,4 +1,5 @@
 """Accuracy history over a temporary git repo of hand-written runs: rows, params changed, the PNG."""
+
 import io
 import re
 import subprocess
@@ -53,8 +54,18 @@ def test_rows_newest_first_with_the_params_that_changed(repo, capsys):
     history.main(["--out", "h.png"])
     output = capsys.readouterr().out
     assert output.splitlines()[0].split() == [
-        "commit", "date", "subject", "test", "acc", "test", "loss", "epochs", "params", "params", "changed",
-    ]  # fmt: skip
+        "commit",
+        "date",
+        "subject",
+        "test",
+        "acc",
+        "test",
+        "loss",
+        "epochs",
+        "params",
+        "params",
+        "changed",
+    ]
     rows = data_rows(output)
     assert [row[0] for row in rows] == [sha[:7] for sha in reversed(repo.shas)]  # the README commit is not a run
     newest, middle, oldest = rows
@@ -62,8 +73,14 @@ def test_rows_newest_first_with_the_params_that_changed(repo, capsys):
     assert newest[3:7] == ["99.01%", "0.1000", "10", "104,938"]
     # compared with the previous run, not the parent commit: the seed changed in between
     assert newest[7] == "seed=1, train.dropout=0.4"
-    assert middle[2:8] == ["Convolutional network | 10 epochs", "99.33%", "0.0213", "10", "104,938",
-                           "train.model=cnn, train.epochs=10"]  # fmt: skip
+    assert middle[2:8] == [
+        "Convolutional network | 10 epochs",
+        "99.33%",
+        "0.0213",
+        "10",
+        "104,938",
+        "train.model=cnn, train.epochs=10",
+    ]
     assert oldest[3] == "97.79%" and oldest[-1] == "(first)"
 
 
@@ -105,16 +122,21 @@ def test_main_is_the_default_not_the_checked_out_branch(repo, capsys):
 def test_unknown_revision_is_one_line(repo):
     with pytest.raises(RevisionError, match="unknown revision 'nope'"):
         history.main(["--rev", "nope"])
-    result = subprocess.run([sys.executable, "-m", "pipeline.history", "--rev", "nope"],
-                            env=env(PYTHONPATH=str(ROOT)), capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.history", "--rev", "nope"],
+        env=env(PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1
     assert result.stderr == "error: unknown revision 'nope': not a commit in this repository\n"
 
 
 def run_history(*args: str) -> subprocess.CompletedProcess:
     """`python -m pipeline.history` in the current directory, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "pipeline.history", *args],
-                          env=env(PYTHONPATH=str(ROOT)), capture_output=True, text=True)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.history", *args], env=env(PYTHONPATH=str(ROOT)), capture_output=True, text=True
+    )
 
 
 def test_unreadable_params_are_marked_and_the_history_goes_on(repo, capsys):
@@ -165,8 +187,9 @@ def test_limit_of_one_with_unreadable_params_in_the_commit_below(repo):
     assert result.returncode == 0, result.stderr
     assert [row[-1] for row in data_rows(result.stdout)] == [f"(not compared: {below} unreadable)"]
     assert result.stderr.splitlines() == [
-        f"params.yaml at {below} is unreadable: expected a mapping of params, got list", "wrote h.png",
-    ]  # fmt: skip
+        f"params.yaml at {below} is unreadable: expected a mapping of params, got list",
+        "wrote h.png",
+    ]
 
 
 def test_out_inside_a_file_is_one_line_before_any_table(repo):

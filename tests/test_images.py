@@ -1,4 +1,5 @@
 """Opening whatever image a user hands to predict: formats, modes, and every kind of bad file."""
+
 import io
 import struct
 

@@ -1,4 +1,5 @@
 """The network, its byte-stable model file, and seeded training (imports TensorFlow: a few seconds)."""
+
 import dataclasses
 import os
 import re
@@ -128,7 +129,9 @@ def test_load_model_of_a_path_that_is_no_file_names_what_it_is(tmp_path):
 
 def wrong_model(inputs: tuple[int, ...], outputs: int):
     layers = keras().layers
-    return keras().Sequential([keras().Input(shape=inputs), layers.Flatten(), layers.Dense(outputs, activation="softmax")])
+    return keras().Sequential(
+        [keras().Input(shape=inputs), layers.Flatten(), layers.Dense(outputs, activation="softmax")]
+    )
 
 
 WRONG_SHAPES = {  # (input shape, classes) -> what the one line says the model has
@@ -160,7 +163,9 @@ def test_evaluate_refuses_a_model_of_the_wrong_shape_before_predicting(tmp_path,
     monkeypatch.chdir(tmp_path)
     images, labels = random_digits(20)
     artifacts.save_split(paths.prepared("test"), (images * 255).astype(np.uint8), labels)
-    artifacts.save_learning_curve(paths.LEARNING_CURVE, [{"epoch": 1, "loss": 1.0, "accuracy": 0.5, "val_loss": 1.0, "val_accuracy": 0.5}])
+    artifacts.save_learning_curve(
+        paths.LEARNING_CURVE, [{"epoch": 1, "loss": 1.0, "accuracy": 0.5, "val_loss": 1.0, "val_accuracy": 0.5}]
+    )
     models.save_model(wrong_model((28, 28), 3), paths.MODEL)  # scored, this would die of an IndexError
     with pytest.raises(DataError) as error:
         evaluate.main()
@@ -194,7 +199,9 @@ def test_load_model_refuses_code(tmp_path):
 def test_fit_returns_one_history_row_per_epoch():
     images, labels = random_digits(200)
     messages = []
-    _, history = training.fit((images[:160], labels[:160]), (images[160:], labels[160:]), PARAMS, seed=1, log=messages.append)
+    _, history = training.fit(
+        (images[:160], labels[:160]), (images[160:], labels[160:]), PARAMS, seed=1, log=messages.append
+    )
     assert len(history) == 1
     assert list(history[0]) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
     assert history[0]["epoch"] == 1
@@ -250,7 +257,9 @@ def test_multiply_adds_count_every_conv_pixel_and_dense_weight(name, count):
 
 
 def test_multiply_adds_grow_with_width_as_the_square_of_the_inner_layers():
-    one, two = (models.multiply_adds(models.build_model(dataclasses.replace(PARAMS, model="cnn", width=w))) for w in (1, 2))
+    one, two = (
+        models.multiply_adds(models.build_model(dataclasses.replace(PARAMS, model="cnn", width=w))) for w in (1, 2)
+    )
     assert 3.5 * one < two < 4 * one  # the first conv and the last dense grow only twofold
 
 
@@ -335,7 +344,10 @@ def test_an_ensembles_members_are_the_networks_single_runs_of_their_seeds_train(
     for member, (single, _) in zip(members, singles, strict=True):
         assert weights_equal(member, single)
     assert [re.match(r"member \d/\d  epoch \d/\d", message).group() for message in messages] == [
-        "member 1/2  epoch 1/2", "member 1/2  epoch 2/2", "member 2/2  epoch 1/2", "member 2/2  epoch 2/2"
+        "member 1/2  epoch 1/2",
+        "member 1/2  epoch 2/2",
+        "member 2/2  epoch 1/2",
+        "member 2/2  epoch 2/2",
     ]
     # The curve is the members' mean, epoch by epoch.
     for row, first, second in zip(history, singles[0][1], singles[1][1], strict=True):
@@ -377,5 +389,7 @@ print("importable after")
 def test_keras_loads_neither_scikit_learn_nor_matplotlib_and_both_stay_importable():
     # Keras imports both eagerly for features nothing here uses: 1.6 s of each TensorFlow stage.
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    run = subprocess.run([sys.executable, "-c", IMPORT_KERAS], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-c", IMPORT_KERAS], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    )
     assert run.stdout.split("\n")[:2] == ["[]", "importable after"]

@@ -1,4 +1,5 @@
 """MNIST's normalisation applied to any picture: the model must see what it was trained on."""
+
 import io
 from pathlib import Path
 
@@ -96,7 +97,9 @@ def test_realistic_renderings_normalise_back_to_the_digit():
     digits = np.stack([normalise.to_mnist(gray(glyph(d))) for d in range(10)])
     rendered = photos(digits, seed=0)
     assert len({image.size for image in rendered}) > 3  # several sizes and margins
-    scores = [similarity_within_a_pixel(normalise.to_mnist(gray(image)), digit) for image, digit in zip(rendered, digits)]
+    scores = [
+        similarity_within_a_pixel(normalise.to_mnist(gray(image)), digit) for image, digit in zip(rendered, digits)
+    ]
     assert np.median(scores) > 0.8, scores
 
 
@@ -255,7 +258,9 @@ def test_a_shadow_over_the_sheets_edge_is_not_a_stroke():
 )
 def test_the_digit_survives_uneven_light_and_shadows(vignette, shadow, angle, where, on_desk, offset):
     side = 60
-    page = seven_on(paper=0.9, ink=0.1, side=side, at=(int(offset[0] * side * 3), int(offset[1] * side * 3)), canvas=4 * side)
+    page = seven_on(
+        paper=0.9, ink=0.1, side=side, at=(int(offset[0] * side * 3), int(offset[1] * side * 3)), canvas=4 * side
+    )
     photo = lit(sheet_on_desk(page) if on_desk else page, vignette, shadow, angle, where)
     reference = normalise.to_mnist(seven_on(paper=0.0, ink=1.0, side=side, canvas=4 * side))
     assert similarity_within_a_pixel(normalise.to_mnist(photo), reference) > 0.9

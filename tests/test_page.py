@@ -13,6 +13,7 @@ person's 4 is the trained model's job, which `predict`'s tests measure.
 
 No Chromium is a failure, not a skip: every test runs in CI, and `.ci/run` installs it.
 """
+
 import base64
 import io
 import json
@@ -111,11 +112,14 @@ def draw(driver, strokes: list[list[tuple[float, float]]], finger: bool = False)
     side = pad.size["width"]
     at = lambda x, y: (round((x - 0.5) * side), round((y - 0.5) * side))  # offsets from the pad's centre
     for stroke in strokes:
-        points = [stroke[0]] + [
-            (x0 + (x1 - x0) * step / 4, y0 + (y1 - y0) * step / 4)  # a drag arrives as many small moves
-            for (x0, y0), (x1, y1) in zip(stroke, stroke[1:])
-            for step in range(1, 5)
-        ]
+        points = (
+            [stroke[0]]
+            + [
+                (x0 + (x1 - x0) * step / 4, y0 + (y1 - y0) * step / 4)  # a drag arrives as many small moves
+                for (x0, y0), (x1, y1) in zip(stroke, stroke[1:])
+                for step in range(1, 5)
+            ]
+        )
         if finger:  # touch input: Chromium turns it into pointer events of pointerType "touch"
             builder = ActionBuilder(driver, mouse=PointerInput(interaction.POINTER_TOUCH, "finger"), duration=10)
             builder.pointer_action.move_to(pad, *at(*points[0])).pointer_down()
@@ -178,7 +182,9 @@ def drop(driver, name: str, content: bytes, kind: str) -> None:
           zone.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: carried }));
         }
         """,
-        name, base64.b64encode(content).decode(), kind,
+        name,
+        base64.b64encode(content).decode(),
+        kind,
     )
 
 
@@ -264,7 +270,10 @@ class Overloaded(BaseHTTPRequestHandler):
         pass  # the test's output stays the test's
 
 
-@pytest.mark.parametrize(("json_body", "expected"), [(False, "The server is busy: try again."), (True, "The server is busy: try again in 3 s.")])
+@pytest.mark.parametrize(
+    ("json_body", "expected"),
+    [(False, "The server is busy: try again."), (True, "The server is busy: try again in 3 s.")],
+)
 def test_a_busy_server_is_shown_as_busy_not_as_no_answer(browser, json_body, expected):
     handler = type("Handler", (Overloaded,), {"json_body": json_body})
     stub = ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -1,4 +1,5 @@
 """Figures render to valid, byte-stable PNGs without a version stamp, and show the right things."""
+
 import io
 
 import numpy as np

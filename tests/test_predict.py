@@ -1,4 +1,5 @@
 """The predict CLI and API, with a model that reads typeset digits (imports TensorFlow)."""
+
 import errno
 import json
 import os
@@ -184,7 +185,10 @@ def test_save_preprocessed_prints_each_source_with_the_file_that_holds_its_digit
             expected = Predictor.from_path(model_path).predict([source])[0].digit28
             assert np.array_equal(np.asarray(Image.open(saved)), np.round(expected * 255).astype(np.uint8))
     source = tmp_path / "a b.png"
-    assert predict_main([str(source), "--model", str(model_path), "--json", "--save-preprocessed", str(tmp_path / "j")]) == 0
+    assert (
+        predict_main([str(source), "--model", str(model_path), "--json", "--save-preprocessed", str(tmp_path / "j")])
+        == 0
+    )
     record = json.loads(capsys.readouterr().out)
     assert record["path"] == str(source) and record["saved"] == str(tmp_path / "j" / command.output_name(source))
 
@@ -266,7 +270,9 @@ def test_a_saved_model_is_named_as_a_format_model_does_not_take_not_as_damaged(t
     assert predict_main([str(digits_dir), "--model", str(path)]) == 1
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1
-    assert err.startswith(f"error: {path}: a TF Serving SavedModel, not a --model format; --model takes a .keras or .tflite file")
+    assert err.startswith(
+        f"error: {path}: a TF Serving SavedModel, not a --model format; --model takes a .keras or .tflite file"
+    )
     assert "damaged" not in err and "checkout" not in err and "folder, not a file" not in err
 
 

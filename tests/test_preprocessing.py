@@ -1,4 +1,5 @@
 """The stratified, seeded validation split."""
+
 import numpy as np
 import pytest
 

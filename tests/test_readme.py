@@ -13,6 +13,7 @@ re-types params.yaml in a code block. The pages hold together: every relative li
 in README.md and docs/*.md resolves, every docs page is linked from the README, and the README
 stays a front page (under 200 lines).
 """
+
 import json
 import re
 import shlex
@@ -64,9 +65,6 @@ def readme() -> str:
 def pages() -> list[Path]:
     """The README and every docs page."""
     return [README, *sorted(DOCS.glob("*.md"))]
-
-
-
 
 
 def parse_value(text: str) -> object:
@@ -256,7 +254,9 @@ def test_the_default_row_describes_params_yaml():
     for key, pattern in said.items():
         found = re.search(pattern, row.options_text)
         assert found, f"the default row no longer says {pattern!r}"
-        assert parse_value(found.group(1)) == train[key], f"the default row says {found.group()}; params.yaml: {train[key]}"
+        assert parse_value(found.group(1)) == train[key], (
+            f"the default row says {found.group()}; params.yaml: {train[key]}"
+        )
     named = [schedule for schedule in config.SCHEDULES if re.search(rf"\b{schedule}\b", row.options_text)]
     assert named == [train["schedule"]], f"the default row names schedule {named}; params.yaml: {train['schedule']}"
 
@@ -283,7 +283,9 @@ def test_each_recipe_bullet_sets_what_its_table_row_sets(tmp_path):
     bullets = recipe_bullets()
     for label, line in bullets.items():
         assert label in rows, f"the bullet {label!r} has no row in the results table"
-        [command] = [span for span in re.findall(r"`([^`]*)`", line) if span.startswith(("dvc exp run", RECIPE_COMMAND))]
+        [command] = [
+            span for span in re.findall(r"`([^`]*)`", line) if span.startswith(("dvc exp run", RECIPE_COMMAND))
+        ]
         if command.startswith(RECIPE_COMMAND):  # the command runs `dvc exp run` with these -S
             command = " ".join(recipes.command(command.split()[-1], [], RECIPES))
         overrides = set_params(command)
@@ -329,7 +331,9 @@ def test_every_key_of_params_yaml_has_a_comment_on_its_line():
             section = f"{key}."
             continue
         commented[(section if indent else "") + key] = " #" in rest
-    assert sorted(commented) == sorted(leaf_keys(params_yaml())), "params.yaml: a key this test did not read line by line"
+    assert sorted(commented) == sorted(leaf_keys(params_yaml())), (
+        "params.yaml: a key this test did not read line by line"
+    )
     uncommented = [key for key, has_comment in commented.items() if not has_comment]
     assert not uncommented, f"params.yaml: no comment saying what {uncommented} mean; it is their only documentation"
 

@@ -1,5 +1,6 @@
 """Named recipes (recipes.yaml): each a full, valid train section, run as a DVC experiment by
 `python -m pipeline.recipes NAME` with every value visible to `dvc exp show`."""
+
 import dataclasses
 import os
 import shutil
@@ -91,7 +92,9 @@ def test_a_broken_recipes_file_is_one_error_naming_the_recipe_and_key(tmp_path, 
 def test_a_recipe_value_out_of_range_names_the_recipe_and_the_key(tmp_path):
     real = recipes.load(RECIPES)["cnn_fast"]
     path = tmp_path / "recipes.yaml"
-    path.write_text("fast:\n" + "".join(f"  {k}: {'0' if k == 'epochs' else recipes.set_value(v)}\n" for k, v in real.items()))
+    path.write_text(
+        "fast:\n" + "".join(f"  {k}: {'0' if k == 'epochs' else recipes.set_value(v)}\n" for k, v in real.items())
+    )
     with pytest.raises(ConfigError, match=r"recipe fast: train.epochs: expected an integer in \[1, 1000\], got 0"):
         recipes.load(path)
 
@@ -99,7 +102,7 @@ def test_a_recipe_value_out_of_range_names_the_recipe_and_the_key(tmp_path):
 NAMES = st.text(st.characters(categories=["L", "N", "P", "S", "Zs"]), max_size=12)  # what YAML text holds
 
 
-@given(st.one_of(st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False), NAMES))
+@given(st.one_of(st.booleans(), st.integers(-(10**6), 10**6), st.floats(allow_nan=False, allow_infinity=False), NAMES))
 def test_every_value_is_written_so_dvc_reads_back_the_same_value_and_type(value):
     (override,) = to_hydra_overrides([f"train.key={recipes.set_value(value)}"])
     assert override.value() == value and type(override.value()) is type(value)
@@ -127,7 +130,11 @@ def test_without_an_activated_venv_the_recipe_runs_this_venvs_dvc_and_its_stages
     ran = {}
     monkeypatch.setenv("PATH", WITHOUT_VENV)
     monkeypatch.chdir(ROOT)
-    monkeypatch.setattr(recipes.subprocess, "run", lambda args, env: ran.update(args=args, env=env) or subprocess.CompletedProcess(args, 0))
+    monkeypatch.setattr(
+        recipes.subprocess,
+        "run",
+        lambda args, env: ran.update(args=args, env=env) or subprocess.CompletedProcess(args, 0),
+    )
     assert recipes.main(["cnn_fast", "--queue"]) == 0
     venv = Path(sys.executable).parent
     assert ran["args"][0] == str(venv / "dvc") and ran["args"][1:3] == ["exp", "run"] and ran["args"][-1] == "--queue"
@@ -168,5 +175,7 @@ def test_without_an_activated_venv_a_recipes_stages_run_in_this_python(tmp_path)
     command = [sys.executable, "-m", "pipeline.recipes", "cnn_fast", "--temp"]
     result = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    run(["dvc", "exp", "apply", run(["dvc", "exp", "ls", "--name-only"], cwd=tmp_path).stdout.split()[-1]], cwd=tmp_path)
+    run(
+        ["dvc", "exp", "apply", run(["dvc", "exp", "ls", "--name-only"], cwd=tmp_path).stdout.split()[-1]], cwd=tmp_path
+    )
     assert (tmp_path / "where.txt").read_text().strip() == sys.prefix

@@ -8,6 +8,7 @@ the push with DVC's error lines, and after it comes back a second push completes
 clone gets every object intact; a wrong bucket or wrong keys cost one error line and change
 nothing, locally or in the store.
 """
+
 import hashlib
 import json
 import re

@@ -3,6 +3,7 @@
 Synthetic digits only (strokes drawn with Pillow at 4x, averaged down to MNIST's 28x28): no
 MNIST needed, and each test knows exactly what it drew.
 """
+
 import hashlib
 import io
 import json

@@ -1,4 +1,5 @@
 """train.augment_rendered: training digits swapped for the served path's reading of their renderings."""
+
 import numpy as np
 import pytest
 
@@ -26,7 +27,9 @@ def test_off_leaves_the_training_digits_as_they_are(digits):
 def test_a_share_chosen_by_the_seed_is_read_back_through_the_served_path(digits):
     swapped = rendered.swap_in(digits, 0.5, seed=42)
     assert swapped.shape == digits.shape and swapped.dtype == digits.dtype
-    assert changed(swapped, digits).sum() == pytest.approx(len(digits) / 2, abs=2)  # a few renderings change nothing visible
+    assert changed(swapped, digits).sum() == pytest.approx(
+        len(digits) / 2, abs=2
+    )  # a few renderings change nothing visible
     assert not np.shares_memory(swapped, digits)  # the caller's array is not edited
     # Each swapped digit is still the digit, in MNIST's form: the normaliser's output.
     for before, after in zip(digits[changed(swapped, digits)], swapped[changed(swapped, digits)]):
@@ -40,6 +43,16 @@ def test_the_same_seed_gives_the_same_digits_another_seed_others(digits):
     assert not np.array_equal(first, rendered.swap_in(digits, 0.3, seed=2))
 
 
-@pytest.mark.parametrize(("value", "expected"), [(-0.1, "a fraction in [0, 1], got -0.1"), (1.5, "a fraction in [0, 1], got 1.5"), ("half", "a number, got str 'half'")])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (-0.1, "a fraction in [0, 1], got -0.1"),
+        (1.5, "a fraction in [0, 1], got 1.5"),
+        ("half", "a number, got str 'half'"),
+    ],
+)
 def test_a_bad_fraction_is_one_line_naming_its_key(value, expected):
-    assert error_for(changed_params({"train.augment_rendered": value})) == f"params.yaml: train.augment_rendered: expected {expected}"
+    assert (
+        error_for(changed_params({"train.augment_rendered": value}))
+        == f"params.yaml: train.augment_rendered: expected {expected}"
+    )

@@ -3,6 +3,7 @@
 The fast tests read hand-written metrics from temporary git repos (DVC's own diffs are stubbed
 out); the slow one trains twice with different params and reads the real runs.
 """
+
 import io
 import json
 import re
@@ -40,8 +41,15 @@ def test_metrics_rows_cover_top_level_numbers_only():
     rows = report.metrics_rows(metrics(0.95, loss=0.2), metrics(0.97, loss=0.1, epochs=3))
     by_name = {row[0]: row[1:] for row in rows}
     assert list(by_name) == [
-        "test_accuracy", "test_loss", "train_accuracy", "train_loss", "val_accuracy", "val_loss", "epochs", "params",
-    ]  # fmt: skip
+        "test_accuracy",
+        "test_loss",
+        "train_accuracy",
+        "train_loss",
+        "val_accuracy",
+        "val_loss",
+        "epochs",
+        "params",
+    ]
     assert by_name["test_accuracy"] == ["0.95", "0.97", "+0.02", "+2.11%"]
     assert by_name["test_loss"] == ["0.2", "0.1", "-0.1", "-50.00%"]
     assert by_name["epochs"] == ["2", "3", "+1", "+50.00%"]
@@ -156,9 +164,11 @@ def test_unknown_revision_is_one_line_and_exit_1(two_commits):
         report.main(["--base", "no-such-branch"])
     result = subprocess.run(
         [sys.executable, "-m", "pipeline.report", "--base", "no-such-branch"],
-        cwd=two_commits, env=env(PYTHONPATH=str(ROOT)),  # the temporary repo has no pipeline/ of its own
-        capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=two_commits,
+        env=env(PYTHONPATH=str(ROOT)),  # the temporary repo has no pipeline/ of its own
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1
     assert result.stderr == "error: unknown revision 'no-such-branch': not a commit in this repository\n"
     assert not (two_commits / "report").exists()
@@ -167,14 +177,18 @@ def test_unknown_revision_is_one_line_and_exit_1(two_commits):
 @pytest.mark.parametrize(
     "text, reason",
     [
-        ("seed: 42\ntrain:\n    epochs: 2\n  model: mlp\n",
-         "not valid YAML at line 4, column 3: expected <block end>, but found '<block mapping start>'"),
-        ("seed: 1\nseed: 2\n",
-         'not valid YAML at line 2, column 1: found duplicate key "seed" with value "2" (original value: "1")'),
+        (
+            "seed: 42\ntrain:\n    epochs: 2\n  model: mlp\n",
+            "not valid YAML at line 4, column 3: expected <block end>, but found '<block mapping start>'",
+        ),
+        (
+            "seed: 1\nseed: 2\n",
+            'not valid YAML at line 2, column 1: found duplicate key "seed" with value "2" (original value: "1")',
+        ),
         ("- seed\n- 42\n", "expected a mapping of params, got list"),
         ("42\n", "expected a mapping of params, got int"),
     ],
-)  # fmt: skip
+)
 def test_unreadable_params_are_reported_not_a_crash(two_commits, text, reason):
     write_run(two_commits, text, metrics(0.96))
     sha = commit(two_commits, "broken params.yaml")[:7]
@@ -200,8 +214,11 @@ def test_out_that_is_a_file_is_one_line_and_nothing_written(two_commits):
     before = sorted(two_commits.rglob("*"))
     result = subprocess.run(
         [sys.executable, "-m", "pipeline.report", "--base", "HEAD~1", "--head", "HEAD", "--out", "R"],
-        cwd=two_commits, env=env(PYTHONPATH=str(ROOT)), capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=two_commits,
+        env=env(PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1
     assert result.stderr == "error: R: is a file, not a folder\n"
     assert result.stdout == ""
@@ -242,8 +259,11 @@ def test_report_on_two_real_runs(pipeline_repo):
         assert_valid_png((pipeline_repo / "R" / name).read_bytes())
 
     # The gate, both ways round: reverting to the tiny rate loses far more than half a point.
-    drop = run(["python", "-m", "pipeline.report", "--base", "HEAD", "--head", "HEAD~1", "--out", "R",
-                "--max-drop", "0.005"], cwd=pipeline_repo, check=False)  # fmt: skip
+    drop = run(
+        ["python", "-m", "pipeline.report", "--base", "HEAD", "--head", "HEAD~1", "--out", "R", "--max-drop", "0.005"],
+        cwd=pipeline_repo,
+        check=False,
+    )
     assert drop.returncode == 1 and "Traceback" not in drop.stderr
     assert drop.stderr.startswith("error: test accuracy") and drop.stderr.count("\n") == 1
     assert "**Accuracy check FAILED**" in (pipeline_repo / "R/report.md").read_text()
@@ -254,8 +274,10 @@ def test_report_on_two_real_runs(pipeline_repo):
     first = (pipeline_repo / "first/report.md").read_text()
     assert "## No baseline metrics at `HEAD~2`" in first
     assert sorted(p.name for p in (pipeline_repo / "first").glob("*.png")) == [
-        "head-accuracy.png", "head-confusion.png", "head-loss.png",
-    ]  # fmt: skip
+        "head-accuracy.png",
+        "head-confusion.png",
+        "head-loss.png",
+    ]
 
 
 def test_the_field_scores_stand_beside_the_test_accuracy():

@@ -3,6 +3,7 @@
 Each clone is a separate directory with its own DVC cache, as a teammate's or a CI machine is;
 the remote is a plain directory, as on a shared drive.
 """
+
 import json
 from pathlib import Path
 
@@ -13,8 +14,13 @@ from tests.helpers import repos
 from tests.helpers.repos import dvc_status, make_pipeline_repo, ran_stages, run, set_params
 
 pytestmark = pytest.mark.slow
-CACHED = ["data/raw/mnist.npz", "data/prepared/train.npz", "data/prepared/val.npz",
-          "data/prepared/test.npz", "models/model.keras"]  # fmt: skip
+CACHED = [
+    "data/raw/mnist.npz",
+    "data/prepared/train.npz",
+    "data/prepared/val.npz",
+    "data/prepared/test.npz",
+    "models/model.keras",
+]
 
 
 @pytest.fixture(scope="module")

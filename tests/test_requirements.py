@@ -8,6 +8,7 @@ comes in with it). A package the pipeline imports must be a runtime requirement,
 tests or benchmarks import a dev requirement, and a pin nothing imports needs a stated reason.
 Reads files only: no network, no install.
 """
+
 import ast
 import re
 import sys
@@ -113,7 +114,9 @@ def test_every_lock_entry_has_a_hash_and_says_how_it_was_made():
         unhashed = sorted(name for name, (_, hashes) in entries.items() if not hashes)
         assert not unhashed, f"{path.name}: no --hash=sha256: for {unhashed}"
         assert f"#    {LOCK_COMMAND}\n" in path.read_text(), f"{path.name}: its header does not name {LOCK_COMMAND}"
-    assert re.search(r"^UV_VERSION=\d+\.\d+\.\d+$", (ROOT / LOCK_COMMAND).read_text(), re.M), "uv's version is not pinned"
+    assert re.search(r"^UV_VERSION=\d+\.\d+\.\d+$", (ROOT / LOCK_COMMAND).read_text(), re.M), (
+        "uv's version is not pinned"
+    )
 
 
 def test_the_dev_lock_holds_the_runtime_lock_unchanged():
@@ -141,10 +144,14 @@ def test_every_import_is_a_requirement_of_its_kind():
 def test_every_pin_is_imported_or_says_why():
     used = set(imported(RUNTIME_CODE))
     for name in pins(RUNTIME_IN):
-        assert name in used or name in NOT_IMPORTED, f"requirements.in pins {name}, which pipeline/ and stages/ never import"
+        assert name in used or name in NOT_IMPORTED, (
+            f"requirements.in pins {name}, which pipeline/ and stages/ never import"
+        )
     used_by_tests = set(imported(DEV_CODE))
     for name in pins(DEV_IN, follow_includes=False):
-        assert name in used_by_tests or name in NOT_IMPORTED, f"requirements-dev.in pins {name}, which tests/ and benchmarks/ never import"
+        assert name in used_by_tests or name in NOT_IMPORTED, (
+            f"requirements-dev.in pins {name}, which tests/ and benchmarks/ never import"
+        )
 
 
 def pip_installs(text: str) -> list[tuple[str, str]]:
@@ -158,7 +165,9 @@ def test_every_install_is_a_lock_checked_by_hash():
     assert pip_installs(install) == [("--require-hashes ", RUNTIME_LOCK.name)], install
     assert pip_installs(test) == [("--require-hashes ", DEV_LOCK.name)], test
     for arguments in re.findall(r"pip install ([^&]*)", commands):
-        assert " -r " in f" {arguments}" or "--no-deps" in arguments.split(), f"pip install {arguments}: unlocked dependencies"
+        assert " -r " in f" {arguments}" or "--no-deps" in arguments.split(), (
+            f"pip install {arguments}: unlocked dependencies"
+        )
     ci = CI_RUN.read_text()
     assert pip_installs(ci) == [("--quiet --require-hashes ", DEV_LOCK.name)], ".ci/run does not install the dev lock"
     assert ci.rstrip().splitlines()[-1] == test.split(" && ")[-1], ".ci/run does not end with the README's test command"
@@ -166,12 +175,18 @@ def test_every_install_is_a_lock_checked_by_hash():
     for text in (test, ci):
         assert re.search(r"pip install (--quiet )?--no-deps --no-build-isolation -e \.", text), text
     workflow = WORKFLOW.read_text()
-    assert pip_installs(workflow) == [("--require-hashes ", RUNTIME_LOCK.name)], "the workflow does not install the lock"
-    assert f"cache-dependency-path: {RUNTIME_LOCK.name}" in workflow, "the workflow's pip cache is not keyed on the lock"
+    assert pip_installs(workflow) == [("--require-hashes ", RUNTIME_LOCK.name)], (
+        "the workflow does not install the lock"
+    )
+    assert f"cache-dependency-path: {RUNTIME_LOCK.name}" in workflow, (
+        "the workflow's pip cache is not keyed on the lock"
+    )
     for page in (README, *sorted((ROOT / "docs").glob("*.md"))):
         for options, target in pip_installs(page.read_text()):
             where = page.relative_to(ROOT)
-            assert "--require-hashes" in options and target in (RUNTIME_LOCK.name, DEV_LOCK.name), f"{where}: -r {target}"
+            assert "--require-hashes" in options and target in (RUNTIME_LOCK.name, DEV_LOCK.name), (
+                f"{where}: -r {target}"
+            )
     assert LOCK_COMMAND in README.read_text(), f"the README does not say how to regenerate the locks ({LOCK_COMMAND})"
 
 
@@ -180,4 +195,6 @@ def test_the_package_counts_the_docs_give_are_the_locks():
         for lock_file in (RUNTIME_LOCK, DEV_LOCK):
             stated = re.findall(rf"`{re.escape(lock_file.name)}` \((\d+) packages\)", page.read_text())
             assert stated, f"{page.name} does not give {lock_file.name}'s package count"
-            assert {int(n) for n in stated} == {len(lock(lock_file))}, f"{page.name}: {lock_file.name} has {len(lock(lock_file))} packages"
+            assert {int(n) for n in stated} == {len(lock(lock_file))}, (
+                f"{page.name}: {lock_file.name} has {len(lock(lock_file))} packages"
+            )

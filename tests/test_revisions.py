@@ -1,4 +1,5 @@
 """Reading files at a git revision or in the workspace, and naming the params that changed."""
+
 import pytest
 
 from pipeline.review import revisions
@@ -8,8 +9,10 @@ from tests.helpers.revision_repos import commit
 
 def test_flatten_names_params_as_dvc_does():
     assert revisions.flatten({"seed": 1, "train": {"epochs": 2, "opt": {"lr": 0.1}}}) == {
-        "seed": 1, "train.epochs": 2, "train.opt.lr": 0.1,
-    }  # fmt: skip
+        "seed": 1,
+        "train.epochs": 2,
+        "train.opt.lr": 0.1,
+    }
 
 
 def test_changed_params_lists_changed_added_and_removed_keys():

@@ -1,5 +1,6 @@
 """The prediction service: the app through FastAPI's TestClient, and the real server as a process
 (where it listens, a stalled body, Ctrl-C, no TensorFlow import). The model reads typeset digits."""
+
 import asyncio
 import concurrent.futures
 import hashlib
@@ -178,9 +179,9 @@ def test_wrong_methods_paths_and_content_types_are_json_4xx(client, request_args
 def test_a_filename_that_is_not_utf8_still_gets_an_answer(client):
     boundary = "x0x0x0"
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"".encode()
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="'.encode()
         + b"\xff\xfe-\xe9.png"
-        + b"\"\r\nContent-Type: image/png\r\n\r\n"
+        + b'"\r\nContent-Type: image/png\r\n\r\n'
         + png(glyph(6))
         + f"\r\n--{boundary}--\r\n".encode()
     )
@@ -195,7 +196,12 @@ def test_a_keras_model_serves_too_and_says_so():
     with TestClient(service.create_app(Predictor(template_model(), "elsewhere/model.keras"))) as keras_client:
         assert keras_client.post("/predict", files={"image": ("9.png", png(glyph(9)))}).json()[0]["digit"] == 9
         info = keras_client.get("/model").json()
-        assert (info["file"], info["format"], info["sha256"], info["test_accuracy"]) == ("elsewhere/model.keras", "keras", None, None)
+        assert (info["file"], info["format"], info["sha256"], info["test_accuracy"]) == (
+            "elsewhere/model.keras",
+            "keras",
+            None,
+            None,
+        )
         assert info["note"] == "no model file to identify: no accuracy is given"
 
 
@@ -246,7 +252,9 @@ def test_while_a_big_request_is_classified_the_service_goes_on_answering(litert_
             time.sleep(0.01)
         assert client.get("/healthz").json() == {"status": "ok"}
         # the model is busy: a digit waits for it in a worker thread, not on the event loop
-        digit = concurrent.futures.ThreadPoolExecutor(1).submit(client.post, "/predict", files={"i": ("1.png", png(glyph(1)))})
+        digit = concurrent.futures.ThreadPoolExecutor(1).submit(
+            client.post, "/predict", files={"i": ("1.png", png(glyph(1)))}
+        )
         decoders = app.state.decoders
         while len(decoders.idle) < decoders.size:  # the digit is decoded: next it meets the model
             time.sleep(0.01)
@@ -370,7 +378,9 @@ def test_several_workers_share_the_port_a_dead_one_is_replaced_and_ctrl_c_stops_
             answers = [client.post("/predict", files={"image": (f"{d}.png", png(glyph(d)))}) for d in range(10)]
             assert [a.json()[0]["digit"] for a in answers] == list(range(10))
             first[0].kill()  # a worker lost (the OOM killer, a crash): uvicorn starts another
-            server.wait_for(lambda: len(workers_of(server)) == 2 and first[0] not in workers_of(server), 60, "a new worker")
+            server.wait_for(
+                lambda: len(workers_of(server)) == 2 and first[0] not in workers_of(server), 60, "a new worker"
+            )
             server.wait_for(lambda: client.get("/readyz").status_code == 200, 60, "readiness")
             again = [client.post("/predict", files={"image": ("3.png", png(glyph(3)))}) for _ in range(4)]
             assert [a.json()[0]["digit"] for a in again] == [3] * 4

@@ -1,6 +1,7 @@
 """Decoding in killable processes: an image past its deadline is a 422 record naming it while
 the service goes on answering, a killed or dead decoder is replaced, a decoder's memory is
 bounded, the service process itself never decodes, and a decoder's reply is read as data."""
+
 import asyncio
 import concurrent.futures
 import io
@@ -61,7 +62,10 @@ def test_an_image_past_its_deadline_is_a_422_naming_it_and_healthz_answers_meanw
     assert health.status_code == 200
     assert response.status_code == 422
     assert response.json() == [
-        {"path": "slow.png", "error": f"slow.png: not decoded within {SHORT_DEADLINE:g} s; refusing it (a decoding bomb?)"}
+        {
+            "path": "slow.png",
+            "error": f"slow.png: not decoded within {SHORT_DEADLINE:g} s; refusing it (a decoding bomb?)",
+        }
     ]
     assert after.status_code == 200 and after.json()[0]["digit"] == 7  # a fresh decoder took its place
 
@@ -137,7 +141,9 @@ def test_the_service_process_never_decodes_an_image(predictor, monkeypatch):
         monkeypatch.setattr(images, "decode", not_here)
         monkeypatch.setattr(images, "pixel_count", not_here)
         one = client.post("/predict", content=png(4), headers={"content-type": "image/png"})
-        two = client.post("/predict", files=[("i", ("2.png", png(2), "image/png")), ("i", ("6.png", png(6), "image/png"))])
+        two = client.post(
+            "/predict", files=[("i", ("2.png", png(2), "image/png")), ("i", ("6.png", png(6), "image/png"))]
+        )
     assert one.status_code == 200 and one.json()[0]["digit"] == 4
     assert two.status_code == 200 and [r["digit"] for r in two.json()] == [2, 6]
 
@@ -196,7 +202,10 @@ def progressive_seven(side: int) -> bytes:
 CRAFTED = {
     # issue 25's file: a 256x256 progressive 7 and 650,000 empty scans (8.6 s on the event loop)
     "scans.jpg": (lambda: crafted.with_empty_scans(progressive_seven(256), 650_000), "scans; refusing it"),
-    "scans-mpo.jpg": (lambda: crafted.mpo_wrapped(crafted.with_empty_scans(progressive_seven(256), 650_000)), "scans; refusing it"),
+    "scans-mpo.jpg": (
+        lambda: crafted.mpo_wrapped(crafted.with_empty_scans(progressive_seven(256), 650_000)),
+        "scans; refusing it",
+    ),
     "segments.jpg": (lambda: crafted.many_segment_jpeg(0xE1), "parts; refusing it"),
     "chunks.png": (lambda: crafted.many_chunk_png(), "parts; refusing it"),
     "frames.gif": (lambda: crafted.many_frame_gif(), None),

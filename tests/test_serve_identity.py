@@ -1,6 +1,7 @@
 """GET /model names the served file by its content and gives only the metrics dvc.lock says
 measured that content: a fake workspace (models/, metrics/, dvc.lock as DVC writes it) in a
 temporary folder, the service through TestClient. No DVC runs here."""
+
 import hashlib
 import json
 from pathlib import Path
@@ -41,8 +42,10 @@ def record_lock() -> None:
     def entries(files: list[Path]) -> list[dict]:
         return [{"path": str(f), "hash": "md5", "md5": md5(f), "size": f.stat().st_size} for f in files]
 
-    stages = {name: {"cmd": f"python -m stages.{name}", "deps": entries(deps), "outs": entries(outs)}
-              for name, (deps, outs) in STAGES.items()}
+    stages = {
+        name: {"cmd": f"python -m stages.{name}", "deps": entries(deps), "outs": entries(outs)}
+        for name, (deps, outs) in STAGES.items()
+    }
     paths.DVC_LOCK.write_text(json.dumps({"schema": "2.0", "stages": stages}))  # JSON is YAML
 
 

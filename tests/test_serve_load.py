@@ -1,5 +1,6 @@
 """Liveness and readiness apart from load: /predict is shed past its limit with a 503 JSON
 error and Retry-After, while /healthz and /readyz answer; GET routes answer HEAD."""
+
 import asyncio
 import io
 
@@ -54,7 +55,9 @@ def test_past_the_limit_predict_is_shed_with_retry_after_and_healthz_still_answe
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             headers = {"content-type": "image/png"}
-            held = [asyncio.create_task(client.post("/predict", content=slow_body(), headers=headers)) for _ in range(2)]
+            held = [
+                asyncio.create_task(client.post("/predict", content=slow_body(), headers=headers)) for _ in range(2)
+            ]
             await asyncio.sleep(0.2)  # both are in, waiting for their bodies
             shed = await client.post("/predict", content=png(1), headers=headers)
             health = await client.get("/healthz")
@@ -75,7 +78,9 @@ def form(*parts: tuple[str, bytes], boundary: str = "xyz") -> bytes:
     """A multipart form of files, as a browser writes it, closing delimiter included."""
     body = b"".join(
         f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
-        f"Content-Type: image/png\r\n\r\n".encode() + content + b"\r\n"
+        f"Content-Type: image/png\r\n\r\n".encode()
+        + content
+        + b"\r\n"
         for name, content in parts
     )
     return body + f"--{boundary}--\r\n".encode()

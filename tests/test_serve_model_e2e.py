@@ -12,6 +12,7 @@ it, and /model must name the new file and give it no accuracy. `dvc checkout` br
 model back, and with it the committed accuracy. The service is never restarted: it follows the
 file on disk (pipeline/serve/holder.py), so every answer is of the file there at that moment.
 """
+
 import hashlib
 import json
 import sys
@@ -50,8 +51,9 @@ def built(tmp_path) -> Path:
     # 3 epochs of batch 512 (4 steps each) learn the synthetic digits (test accuracy 1.0 here);
     # the issue's `-S train.epochs=1` does not (0.906): another model, and another accuracy, so a
     # wrong match shows. Smaller still where it does not matter: the field set, the int8 calibration.
-    set_params(repo, **{"train.epochs": 3, "train.batch_size": 512, "field.images": 10,
-                        "export.representative_images": 50})
+    set_params(
+        repo, **{"train.epochs": 3, "train.batch_size": 512, "field.images": 10, "export.representative_images": 50}
+    )
     run(["dvc", "repro"], cwd=repo)
     git(repo, "add", "params.yaml", "dvc.lock", "metrics")  # models/ and data/ are DVC's (git-ignored)
     git(repo, "commit", "-qm", "the committed run: 3 epochs")

@@ -2,6 +2,7 @@
 `dvc checkout` and `dvc exp apply` replace it (a new file, or a link to another cache file),
 the next request answers from the new model; a damaged replacement is refused and the old
 model answers on; requests in flight finish on the model they started with."""
+
 import concurrent.futures
 import hashlib
 import io
@@ -99,7 +100,8 @@ def test_a_model_rewritten_in_place_is_followed(model_path, models):
 
 
 @pytest.mark.parametrize(
-    "damage", [lambda good: b"", lambda good: b"not a model", lambda good: good[: len(good) // 2]],
+    "damage",
+    [lambda good: b"", lambda good: b"not a model", lambda good: good[: len(good) // 2]],
     ids=["empty", "not-a-model", "truncated"],
 )
 def test_a_damaged_replacement_is_refused_and_the_old_model_answers_on(model_path, models, capsys, damage):

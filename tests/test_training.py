@@ -1,4 +1,5 @@
 """Training options: augmentation, learning-rate schedule, device selection (imports TensorFlow)."""
+
 import dataclasses
 import json
 import os
@@ -182,7 +183,9 @@ def test_the_elastic_pass_maps_pixels_as_the_affine_one_does():
     outputs = []
     for elastic in (0, 1e-5):
         make_deterministic(3)
-        params = dataclasses.replace(PARAMS, augment=True, augment_shift=0.2, augment_rotation=30, augment_zoom=0.2, augment_elastic=elastic)
+        params = dataclasses.replace(
+            PARAMS, augment=True, augment_shift=0.2, augment_rotation=30, augment_zoom=0.2, augment_elastic=elastic
+        )
         outputs.append(np.asarray(training.augmenter(params, 3)(digits)))
     np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-3)
     assert not np.allclose(outputs[0], digits, atol=0.1)
@@ -243,7 +246,7 @@ def test_label_smoothing_trains_on_one_hot_targets_moved_toward_uniform():
     assert type(loss).__name__ == "CategoricalCrossentropy" and loss.label_smoothing == 0.1
     assert training.loss(PARAMS) == "sparse_categorical_crossentropy"
     images = square_images(4)
-    (_, targets), = training.batches(images, np.array([0, 3, 9, 3], np.uint8), 4, one_hot=True).take(1)
+    ((_, targets),) = training.batches(images, np.array([0, 3, 9, 3], np.uint8), 4, one_hot=True).take(1)
     np.testing.assert_array_equal(targets.numpy().argmax(axis=1), [0, 3, 9, 3])
     assert targets.shape == (4, 10) and targets.numpy().sum() == 4
 
@@ -293,11 +296,15 @@ print(json.dumps({"strategy": type(used[0]).__name__, "replicas": used[0].num_re
 """
 
 
-@pytest.mark.parametrize(("setting", "strategy", "replicas"), [("auto", "MirroredStrategy", 2), ("off", "_DefaultDistributionStrategy", 1)])
+@pytest.mark.parametrize(
+    ("setting", "strategy", "replicas"), [("auto", "MirroredStrategy", 2), ("off", "_DefaultDistributionStrategy", 1)]
+)
 def test_strategy_on_two_logical_devices(setting, strategy, replicas):
     # Logical devices must be set before TensorFlow starts, so this runs in its own process.
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-c", MIRRORED, setting], cwd=ROOT, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED, setting], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found == {"strategy": strategy, "replicas": replicas, "epochs": 1, "same": True}

@@ -1,4 +1,5 @@
 """Telling a stale pipeline from one whose data is merely absent, in `dvc status --json` output."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -68,7 +69,11 @@ def test_a_deleted_git_tracked_output_is_a_change_as_an_output_and_as_a_dep():
     assert uptodate.stale(TRACKED_DELETED) == {
         "fetch": ["metrics/dataset.json deleted"],
         "train": ["metrics/learning_curve.csv deleted"],
-        "evaluate": ["metrics/learning_curve.csv deleted", "metrics/metrics.json deleted", "metrics/predictions.csv deleted"],
+        "evaluate": [
+            "metrics/learning_curve.csv deleted",
+            "metrics/metrics.json deleted",
+            "metrics/predictions.csv deleted",
+        ],
         "plot": ["metrics/learning_curve.csv deleted", "metrics/plots deleted"],
     }
 
@@ -121,11 +126,18 @@ def test_real_dvc_status_of_a_clone_without_data_or_without_its_metrics(unpulled
     assert status != {}  # the model is not in this clone's cache...
     assert uptodate.stale(status) == {}  # ...which is not a change
 
-    run(["git", "rm", "-q", "metrics/metrics.json", "metrics/predictions.csv", "metrics/learning_curve.csv"], cwd=unpulled_clone)
+    run(
+        ["git", "rm", "-q", "metrics/metrics.json", "metrics/predictions.csv", "metrics/learning_curve.csv"],
+        cwd=unpulled_clone,
+    )
     found = {stage: sorted(reasons) for stage, reasons in uptodate.stale(dvc_status(unpulled_clone)).items()}
     assert found == {
         "train": ["metrics/learning_curve.csv deleted"],
-        "evaluate": ["metrics/learning_curve.csv deleted", "metrics/metrics.json deleted", "metrics/predictions.csv deleted"],
+        "evaluate": [
+            "metrics/learning_curve.csv deleted",
+            "metrics/metrics.json deleted",
+            "metrics/predictions.csv deleted",
+        ],
         "plot": ["metrics/learning_curve.csv deleted", "metrics/predictions.csv deleted"],
     }
     command = [sys.executable, "-m", "pipeline.uptodate"]
@@ -140,13 +152,19 @@ def test_real_dvc_status_of_a_clone_without_data_or_without_its_metrics(unpulled
 CHECKED_OUT = {
     "train": [{"changed outs": {"models/model.keras": "modified"}}],
     "evaluate": [{"changed deps": {"models/model.keras": "modified"}}],
-    "export": [{"changed deps": {"models/model.keras": "modified"}}, {"changed outs": {"models/saved_model": "modified"}}],
+    "export": [
+        {"changed deps": {"models/model.keras": "modified"}},
+        {"changed outs": {"models/saved_model": "modified"}},
+    ],
     "field": [{"changed deps": {"models/model_float32.tflite": "modified"}}],
 }
 
 
 # The tflite too: export's own output, which field reads.
-EXPORT_CHECKED_OUT = {**CHECKED_OUT, "export": CHECKED_OUT["export"] + [{"changed outs": {"models/model_float32.tflite": "modified"}}]}
+EXPORT_CHECKED_OUT = {
+    **CHECKED_OUT,
+    "export": CHECKED_OUT["export"] + [{"changed outs": {"models/model_float32.tflite": "modified"}}],
+}
 
 
 def test_cached_outputs_that_only_differ_from_dvc_lock_are_to_check_out_not_to_rebuild():
@@ -154,17 +172,28 @@ def test_cached_outputs_that_only_differ_from_dvc_lock_are_to_check_out_not_to_r
     assert uptodate.checked_out(EXPORT_CHECKED_OUT) == {
         "train": ["models/model.keras modified"],
         "evaluate": ["models/model.keras modified"],
-        "export": ["models/model.keras modified", "models/saved_model modified", "models/model_float32.tflite modified"],
+        "export": [
+            "models/model.keras modified",
+            "models/saved_model modified",
+            "models/model_float32.tflite modified",
+        ],
         "field": ["models/model_float32.tflite modified"],
     }
 
 
 def test_a_changed_output_of_a_stale_stage_or_a_dep_no_stage_reports_is_to_rebuild():
-    stale_train = {**EXPORT_CHECKED_OUT, "train": [{"changed deps": {"pipeline/training.py": "modified"}}, *CHECKED_OUT["train"]]}
+    stale_train = {
+        **EXPORT_CHECKED_OUT,
+        "train": [{"changed deps": {"pipeline/training.py": "modified"}}, *CHECKED_OUT["train"]],
+    }
     assert uptodate.stale(stale_train) == {
         "train": ["pipeline/training.py modified", "models/model.keras modified"],
         "evaluate": ["models/model.keras modified"],  # its model comes from a stale stage...
-        "export": ["models/model.keras modified", "models/saved_model modified", "models/model_float32.tflite modified"],
+        "export": [
+            "models/model.keras modified",
+            "models/saved_model modified",
+            "models/model_float32.tflite modified",
+        ],
         "field": ["models/model_float32.tflite modified"],  # ...and so, through export, does field's
     }
     assert uptodate.checked_out(stale_train) == {}
@@ -194,7 +223,9 @@ def test_main_names_dvc_checkout_for_outputs_only_checked_out_and_dvc_repro_only
 # The toy whose model depends on a param, so that another run can make another model.
 TOY_WITH_PARAMS = TOY_DVC_YAML.replace(
     "echo weights > models/model.keras", "echo weights ${train.epochs} > models/model.keras"
-).replace("    outs:\n      - models/model.keras", "    params: [train.epochs]\n    outs:\n      - models/model.keras", 1)
+).replace(
+    "    outs:\n      - models/model.keras", "    params: [train.epochs]\n    outs:\n      - models/model.keras", 1
+)
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@ runs .ci/run on every push and pull request, the sweep (dispatched by hand, one 
 parameter set, each pushed: docs/experiments.md#a-sweep-on-several-machines) checks its input and
 calls DVC with flags it has; every workflow documents its secrets and passes zizmor's supply-chain
 audit with each action pinned to a commit SHA that a comment names the release of."""
+
 import argparse
 import json
 import os
@@ -48,9 +49,10 @@ def steps(workflow: Path = WORKFLOW, job: str | None = None) -> list[dict]:
 
 def step(uses: str = "", runs: str = "", workflow: Path = WORKFLOW, job: str | None = None) -> dict:
     found = [
-        s for s in steps(workflow, job)
+        s
+        for s in steps(workflow, job)
         if (uses and s.get("uses", "").startswith(uses)) or (runs and runs in s.get("run", ""))
-    ]  # fmt: skip
+    ]
     assert len(found) == 1, f"expected one step using {uses or runs!r}, found {len(found)}"
     return found[0]
 
@@ -87,9 +89,16 @@ def test_pulls_only_with_a_credential_then_reproduces_and_checks_status():
     def position(command: str) -> int:  # of the first step with a line starting with `command`
         return next(i for i, lines in enumerate(commands) if any(line.startswith(command) for line in lines))
 
-    order = [position(command) for command in (
-        "dvc pull", "python -m pipeline.uptodate", "dvc repro", "status=$(dvc status --json)", "python -m pipeline.report",
-    )]  # fmt: skip
+    order = [
+        position(command)
+        for command in (
+            "dvc pull",
+            "python -m pipeline.uptodate",
+            "dvc repro",
+            "status=$(dvc status --json)",
+            "python -m pipeline.report",
+        )
+    ]
     assert order == sorted(order) and len(set(order)) == len(order)
     assert '"$status" != "{}"' in step(runs="dvc status --json")["run"]
 
@@ -278,10 +287,13 @@ with open({str(calls)!r}, "a") as out:
     for name in ("runner", "home"):
         (tmp_path / name).mkdir(exist_ok=True)
     environment = {
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "HOME": str(tmp_path / "home"),
-        "RUNNER_TEMP": str(tmp_path / "runner"), "GITHUB_OUTPUT": str(tmp_path / "output"),
-        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"), **env,
-    }  # fmt: skip
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "HOME": str(tmp_path / "home"),
+        "RUNNER_TEMP": str(tmp_path / "runner"),
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
+        **env,
+    }
     command = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", text]
     result = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True)
     recorded = [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
@@ -315,11 +327,14 @@ def test_sweep_first_job_turns_the_input_into_the_matrix_or_refuses_it(tmp_path)
     outputs = load(SWEEP)["jobs"]["sets"]["outputs"]
     assert outputs == {"sets": f"${{{{ steps.{parse['id']}.outputs.sets }}}}"}
     refused = {
-        "not JSON": ("train.epochs=2", "sweep"), "not a list": ('{"a": "train.epochs=2"}', "sweep"),
-        "no sets": ("[]", "sweep"), "a word without =": ('["train.epochs"]', "sweep"),
-        "an empty set": ('[""]', "sweep"), "a name with a space": (SWEEP_SAMPLE, "my sweep"),
+        "not JSON": ("train.epochs=2", "sweep"),
+        "not a list": ('{"a": "train.epochs=2"}', "sweep"),
+        "no sets": ("[]", "sweep"),
+        "a word without =": ('["train.epochs"]', "sweep"),
+        "an empty set": ('[""]', "sweep"),
+        "a name with a space": (SWEEP_SAMPLE, "my sweep"),
         "a set that is not text": ('[["train.epochs=2"]]', "sweep"),
-    }  # fmt: skip
+    }
     for case, (params, name) in refused.items():
         (tmp_path / "output").unlink(missing_ok=True)
         result, _ = run_script(parse["run"], {"PARAMS": params, "NAME": name}, tmp_path)
@@ -341,8 +356,12 @@ def test_sweep_installs_the_lock_and_configures_the_remote_as_the_pr_report_does
 
 
 def test_sweep_uses_only_dvc_commands_and_flags_that_exist():
-    calls = [call for s in steps(SWEEP, "experiment") for line in s.get("run", "").splitlines()
-             if (call := dvc_command(line))]  # fmt: skip
+    calls = [
+        call
+        for s in steps(SWEEP, "experiment")
+        for line in s.get("run", "").splitlines()
+        if (call := dvc_command(line))
+    ]
     assert [path for path, _ in calls] == [["pull"], ["exp", "run"], ["exp", "push"]]
     for path, flags in calls:
         help_text = dvc_parser(path).format_help()

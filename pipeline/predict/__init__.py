@@ -5,6 +5,7 @@
 
 images.py reads any picture safely into grayscale; normalise.py makes it look like an MNIST digit.
 """
+
 from pipeline.predict.predictor import Prediction, Predictor, Upload
 
 __all__ = ["Prediction", "Predictor", "Upload"]

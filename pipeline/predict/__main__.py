@@ -1,4 +1,5 @@
 """`python -m pipeline.predict`: the command is pipeline/predict/command.py."""
+
 from pipeline import cli
 from pipeline.predict.command import main
 

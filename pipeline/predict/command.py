@@ -13,6 +13,7 @@ for each input, named from that input's own path, and says on its line which fil
 refuses up front, writing nothing, if any of those files exists: it never overwrites an input or
 anything else.
 """
+
 import argparse
 import hashlib
 import io

@@ -3,6 +3,7 @@
 Pillow decodes lazily: `Image.open` reads only the header, so the pixel count is checked
 before a single pixel is decoded and a decompression bomb costs nothing.
 """
+
 import io
 import mmap
 import warnings

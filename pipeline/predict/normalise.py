@@ -5,6 +5,7 @@ ratio kept, and placed in a 28x28 field so that their centre of mass is at the c
 or scan is none of these; feeding it to the model as-is scores near chance. `to_mnist` does to
 every input what was done to MNIST.
 """
+
 import numpy as np
 from PIL import Image
 from scipy import ndimage

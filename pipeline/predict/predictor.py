@@ -10,6 +10,7 @@ well under a second with no TensorFlow import; TensorFlow alone takes seconds to
 Any number of inputs runs in bounded memory (`stream` goes one chunk at a time), and a bad input
 gets a Prediction with `error` instead of stopping the others.
 """
+
 import dataclasses
 import os
 from dataclasses import dataclass

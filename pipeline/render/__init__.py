@@ -14,6 +14,7 @@ the model trained on can leak in. Every renderer draws its randomness from the g
 given and Pillow's encoders are deterministic: the same seed gives the same bytes, in any
 process. Only numpy, scipy and Pillow: rendering never imports TensorFlow.
 """
+
 import io
 from collections.abc import Callable
 
@@ -71,7 +72,9 @@ def to_uint8(values: np.ndarray) -> np.ndarray:
     return np.round(np.clip(values, 0, 1) * 255).astype(np.uint8)
 
 
-def resized(values: np.ndarray, size: tuple[int, int], method: Image.Resampling = Image.Resampling.BICUBIC) -> np.ndarray:
+def resized(
+    values: np.ndarray, size: tuple[int, int], method: Image.Resampling = Image.Resampling.BICUBIC
+) -> np.ndarray:
     """A float image resampled to `size` (width, height), clipped to [0, 1] (bicubic overshoots)."""
     image = Image.fromarray(np.asarray(values, np.float32), mode="F").resize(size, method)
     return np.clip(np.asarray(image), 0, 1)

@@ -8,6 +8,7 @@ stroke. People draw small in a corner, middling off-centre or large across the p
 little slanted: the skeleton is scaled, turned and placed so, and the pen stays 20 pixels
 wide whatever the digit's size, as on the page (a small digit is a bold one).
 """
+
 import functools
 
 import numpy as np
@@ -104,10 +105,7 @@ def smoothed(points: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     touching = 1 + np.bincount(a, minlength=size) + np.bincount(b, minlength=size)
     for _ in range(SMOOTHING):
         points = np.column_stack(
-            [
-                (axis + np.bincount(a, axis[b], size) + np.bincount(b, axis[a], size)) / touching
-                for axis in points.T
-            ]
+            [(axis + np.bincount(a, axis[b], size) + np.bincount(b, axis[a], size)) / touching for axis in points.T]
         )
     return points
 

@@ -11,6 +11,7 @@
 
 Each either polarity where that makes sense, at sizes from 28 to 200 pixels.
 """
+
 import numpy as np
 from PIL import Image
 

@@ -9,6 +9,7 @@ page; ruled or squared paper, its lines fainter and thinner than the pen; black,
 pens. The digit always lies whole on the sheet with a margin, and stands out from the paper by
 more than the light takes away: a person would read every one, so the set is a fair test.
 """
+
 import numpy as np
 from PIL import Image
 from scipy import ndimage
@@ -84,7 +85,9 @@ def _ink(digit: np.ndarray, side: int, rng: np.random.Generator) -> np.ndarray:
     return resized(ndimage.gaussian_filter(digit, rng.uniform(0.2, 0.8)), (side, side))
 
 
-def _sheet(ink: np.ndarray, margins: np.ndarray, paper: np.ndarray, pen: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _sheet(
+    ink: np.ndarray, margins: np.ndarray, paper: np.ndarray, pen: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """The sheet's reflectance, colour by colour (3 x rows x columns: each colour's plane
     whole, which numpy runs through many times faster than pixels of three values): the ink
     with `margins` of paper round it, ruled or not."""

@@ -6,6 +6,7 @@ write with markers and with fine pens: the same digit with strokes twice MNIST's
 of it, which the model never saw. Both are dark ink on light paper, as a scanner sees it, with
 a scanner's light noise, saved as PNG or as a good JPEG.
 """
+
 from collections.abc import Callable
 
 import numpy as np

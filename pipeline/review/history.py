@@ -9,6 +9,7 @@ params that differ from the row below), and writes a PNG of test accuracy over t
 oldest to newest. A commit whose params.yaml cannot be read is marked as such, not fatal, and one
 whose metrics.json cannot be read is skipped: the reasons go to stderr.
 """
+
 import argparse
 import math
 import sys
@@ -76,16 +77,18 @@ def rows(found: list[Entry], limit: int) -> list[list[str]]:
         subject = entry.commit.subject
         if len(subject) > SUBJECT_WIDTH:
             subject = subject[: SUBJECT_WIDTH - 1] + "…"
-        table.append([
-            entry.commit.sha[:7],
-            entry.commit.date,
-            subject,
-            _number(entry.metrics, "test_accuracy", ".2%"),
-            _number(entry.metrics, "test_loss", ".4f"),
-            _number(entry.metrics, "epochs", "d"),
-            _number(entry.metrics, "params", ",d"),
-            params_changed(entry, older),
-        ])  # fmt: skip
+        table.append(
+            [
+                entry.commit.sha[:7],
+                entry.commit.date,
+                subject,
+                _number(entry.metrics, "test_accuracy", ".2%"),
+                _number(entry.metrics, "test_loss", ".4f"),
+                _number(entry.metrics, "epochs", "d"),
+                _number(entry.metrics, "params", ",d"),
+                params_changed(entry, older),
+            ]
+        )
     return table
 
 
@@ -100,13 +103,22 @@ def accuracy_figure(shown: list[Entry], rev: str) -> Figure:
     axes.plot(positions, percents, marker="o")
     step = max(1, len(oldest_first) // 40)  # at most ~40 labels stay readable
     axes.set_xticks(
-        positions[::step], labels=[entry.commit.sha[:7] for entry in oldest_first][::step],
-        rotation=45, ha="right", fontsize=8,
-    )  # fmt: skip
+        positions[::step],
+        labels=[entry.commit.sha[:7] for entry in oldest_first][::step],
+        rotation=45,
+        ha="right",
+        fontsize=8,
+    )
     if len(oldest_first) <= 20:  # beyond that the labels overlap
         for position, percent in zip(positions, percents):
-            axes.annotate(f"{percent:.2f}", (position, percent), textcoords="offset points", xytext=(0, 6),
-                          ha="center", fontsize=8)  # fmt: skip
+            axes.annotate(
+                f"{percent:.2f}",
+                (position, percent),
+                textcoords="offset points",
+                xytext=(0, 6),
+                ha="center",
+                fontsize=8,
+            )
     axes.set_xlabel(f"commits that changed {paths.METRICS}, oldest → newest")
     axes.set_ylabel("test accuracy (%)")
     axes.set_title(f"Test accuracy on {rev}")
@@ -147,4 +159,3 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{paths.PARAMS} at {entry.commit.sha[:7]} is unreadable: {entry.params.reason}", file=sys.stderr)
     artifacts.write_bytes(args.out, plots.to_png(accuracy_figure(found[: args.n], rev)))
     print(f"wrote {args.out}", file=sys.stderr)  # stderr: stdout stays a table to paste
-

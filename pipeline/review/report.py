@@ -11,6 +11,7 @@ whose recall or F1 moved by more than --class-threshold, DVC's own `metrics diff
 PNGs beside it. With --max-drop, it exits 1 after writing the report when test accuracy fell by
 more than that.
 """
+
 import argparse
 import re
 import subprocess
@@ -205,7 +206,9 @@ def field_section(base: dict | None, head: dict) -> str:
     heading = f"### Field accuracy: the exported model on images users send ({count:,} test digits a source)"
     sources = [key for key in head if key != "images_per_source" and config.is_number(head[key])]
     rows = metrics_rows({key: (base or {}).get(key) for key in sources}, {key: head[key] for key in sources})
-    return heading + "\n\n" + tables.markdown(["source", "base", "head", "change", "relative"], rows, [False] + [True] * 4)
+    return (
+        heading + "\n\n" + tables.markdown(["source", "base", "head", "change", "relative"], rows, [False] + [True] * 4)
+    )
 
 
 def params_section(base: Side, head: Side) -> str:
@@ -264,13 +267,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--head", metavar="REV", help="the revision to report on (default: the workspace)")
     parser.add_argument("--out", type=Path, default=paths.REPORT_DIR, metavar="DIR", help="default: %(default)s")
     parser.add_argument(
-        "--class-threshold", type=float, default=0.005, metavar="X",
+        "--class-threshold",
+        type=float,
+        default=0.005,
+        metavar="X",
         help="list digits whose recall or F1 changed by more than X (default: %(default)s)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--max-drop", type=float, metavar="X",
+        "--max-drop",
+        type=float,
+        metavar="X",
         help="exit 1 (after writing the report) if test accuracy fell by more than X, e.g. 0.005",
-    )  # fmt: skip
+    )
     return parser.parse_args(argv)
 
 
@@ -291,4 +299,3 @@ def main(argv: list[str] | None = None) -> None:
     cli.log(f"wrote {args.out / REPORT} and {len(images)} figures")
     if check is not None and not check[0]:
         raise CheckFailed(check[1])
-

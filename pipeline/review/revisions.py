@@ -4,6 +4,7 @@ What `pipeline.report` and `pipeline.history` compare. Everything they read unde
 `params.yaml` is tracked by git, so any commit can be read with `git show REV:path`: no DVC cache,
 no checkout and no retraining. Runs git in the current directory, the repository root.
 """
+
 import json
 import os
 import shutil

@@ -1,4 +1,5 @@
 """Tables as text: Markdown for reports and READMEs, aligned plain text for a terminal."""
+
 from typing import Sequence
 
 

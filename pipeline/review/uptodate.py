@@ -12,6 +12,7 @@ params and deps match dvc.lock, is another run's file (after `dvc exp apply`, sa
 would only give dvc.lock's back, so the fix named is `dvc checkout`. Answers without the data,
 so CI can ask before rebuilding anything. Exits 1 naming each stage, why, and which command fixes it.
 """
+
 import json
 import subprocess
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ def changes(status: dict[str, Any]) -> dict[str, list[Change]]:
                 counted.append(Change(str(change), "", str(change)))
                 continue
             for kind, files in change.items():
-                for path, state in (files.items() if isinstance(files, dict) else [(kind, files)]):
+                for path, state in files.items() if isinstance(files, dict) else [(kind, files)]:
                     if isinstance(state, dict):  # params.yaml: {"train": "modified"}
                         counted += [Change(kind, path, f"{path}:{key} {value}") for key, value in state.items()]
                     elif state not in ABSENT or paths.tracked_by_git(path):
@@ -72,16 +73,24 @@ def split(status: dict[str, Any]) -> tuple[dict[str, list[str]], dict[str, list[
     found = changes(status)
     rebuild: set[str] = set()
     while True:  # a stage made stale can make its consumers stale: repeat until nothing moves
-        restorable = [change.path for stage, listed in found.items() if stage not in rebuild
-                      for change in listed if change.kind == OUTS and not paths.tracked_by_git(change.path)]
-        now = {stage for stage, listed in found.items()
-               if not all(_restorable(change, restorable) for change in listed)}
+        restorable = [
+            change.path
+            for stage, listed in found.items()
+            if stage not in rebuild
+            for change in listed
+            if change.kind == OUTS and not paths.tracked_by_git(change.path)
+        ]
+        now = {
+            stage for stage, listed in found.items() if not all(_restorable(change, restorable) for change in listed)
+        }
         if now == rebuild:
             break
         rebuild = now
     texts = {stage: [change.text for change in listed] for stage, listed in found.items()}
-    return ({stage: reasons for stage, reasons in texts.items() if stage in rebuild},
-            {stage: reasons for stage, reasons in texts.items() if stage not in rebuild})
+    return (
+        {stage: reasons for stage, reasons in texts.items() if stage in rebuild},
+        {stage: reasons for stage, reasons in texts.items() if stage not in rebuild},
+    )
 
 
 def _restorable(change: Change, restorable: list[str]) -> bool:
@@ -126,4 +135,3 @@ def main() -> None:
 
 def _details(found: dict[str, list[str]]) -> str:
     return "; ".join(f"{stage}: {', '.join(reasons)}" for stage, reasons in found.items())
-

@@ -8,6 +8,7 @@ line names it. `--workers N` serves from N processes sharing the socket, each wi
 (server.py). A connection whose request head does not arrive within `--head-timeout` seconds is
 closed; an image not decoded within `--decode-timeout` seconds is refused (decoders.py).
 """
+
 import argparse
 from pathlib import Path
 

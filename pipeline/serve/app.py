@@ -31,6 +31,7 @@ is 413. The model runs one call at a time (a LiteRT interpreter is not thread-sa
 
 The page's files are served from /static by the app itself: no CDN, it works offline.
 """
+
 import asyncio
 import logging
 import threading
@@ -245,7 +246,8 @@ async def form_uploads(request: Request, max_files: int) -> list[Upload]:
         if not boundary or not ending.seen:
             # python-multipart keeps what it parsed of a body cut short and drops the rest unsaid.
             raise HTTPException(
-                400, f"the form ends before its closing boundary ({ending.delimiter.decode(errors='replace')}): a truncated upload?"
+                400,
+                f"the form ends before its closing boundary ({ending.delimiter.decode(errors='replace')}): a truncated upload?",
             )
         fields = [name for name, value in form.multi_items() if not isinstance(value, UploadFile)]
         if fields:
@@ -355,8 +357,10 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 
 async def http_error(request: Request, error: HTTPException) -> JSONResponse:
     """404, 405, and the refusals above, as {"error": ...}; 404/405 name the method and path."""
-    message = error.detail if error.status_code not in (404, 405) else (
-        f"{request.method} {request.url.path}: {error.detail.lower()}"
+    message = (
+        error.detail
+        if error.status_code not in (404, 405)
+        else (f"{request.method} {request.url.path}: {error.detail.lower()}")
     )
     return error_response(error.status_code, message, error.headers)
 

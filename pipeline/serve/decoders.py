@@ -15,6 +15,7 @@ Replies are not pickles: a decoder reads hostile bytes through C code, and unpic
 sends would let a decoder exploit run code in the service. A reply is a tag and either a
 28x28 of float32 or a line of text, checked for both.
 """
+
 import asyncio
 import collections
 import multiprocessing

@@ -8,6 +8,7 @@ model. A file that does not load, or loads and answers nonsense, is refused in o
 the old model answers on; it is tried once per change, not per request. A file missing for a
 moment (DVC removes before it links) changes nothing.
 """
+
 import asyncio
 import sys
 from dataclasses import dataclass
@@ -89,12 +90,17 @@ class ModelHolder:
         except Exception as error:  # noqa: BLE001 - whatever a bad file makes a loader raise, the old model answers on
             # The new file may be half-written: its next change is tried again.
             self.refused = refusal(self.path, error)
-            print(f"not serving the new {self.path}: {self.refused}; still serving sha256 {short(old)}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"not serving the new {self.path}: {self.refused}; still serving sha256 {short(old)}",
+                file=sys.stderr,
+                flush=True,
+            )
             return
         self.current, self.refused = new, None  # one reference: a request sees the old model or the new
-        print(f"now serving {self.path} ({new.predictor.format}, sha256 {short(new)}): the file changed on disk",
-              flush=True)
+        print(
+            f"now serving {self.path} ({new.predictor.format}, sha256 {short(new)}): the file changed on disk",
+            flush=True,
+        )
 
 
 def refusal(path: Path, error: Exception) -> str:

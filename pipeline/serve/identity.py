@@ -7,6 +7,7 @@ metrics file's md5, and both are the files' here. Matching by path instead gave 
 accuracy to whatever sat at models/..., e.g. an experiment's model after `dvc exp run` and
 `git checkout -- metrics/ dvc.lock`. Reads JSON and YAML only: no TensorFlow.
 """
+
 import functools
 import hashlib
 import os
@@ -69,8 +70,15 @@ def _parsed_lock(seen: Stamp | None) -> dict[str, dict[str, str]] | None:
         return None
     try:
         stages = config.parse_yaml(paths.DVC_LOCK.read_text(), str(paths.DVC_LOCK))["stages"]
-        return {name: {entry["path"]: entry["md5"] for key in ("deps", "outs") for entry in stage.get(key, [])
-                       if "md5" in entry} for name, stage in stages.items()}
+        return {
+            name: {
+                entry["path"]: entry["md5"]
+                for key in ("deps", "outs")
+                for entry in stage.get(key, [])
+                if "md5" in entry
+            }
+            for name, stage in stages.items()
+        }
     except (OSError, PipelineError, KeyError, TypeError, AttributeError):
         return None  # not a dvc.lock we can read: nothing vouches for any model
 
@@ -92,8 +100,14 @@ def describe(file: str | None, model_format: str, content: Content | None) -> di
         info.update(sha256=content.sha256, md5=content.md5)
         output, measured, note = matched(content.md5)
     accuracy, source = first_accuracy(measured)
-    return {**info, "pipeline_output": output, "test_accuracy": accuracy, "metrics": source,
-            "measured_by": measured, "note": note}
+    return {
+        **info,
+        "pipeline_output": output,
+        "test_accuracy": accuracy,
+        "metrics": source,
+        "measured_by": measured,
+        "note": note,
+    }
 
 
 def first_accuracy(entries: list[str]) -> tuple[float | None, str | None]:
@@ -113,15 +127,27 @@ def matched(md5: str) -> tuple[str | None, list[str], str]:
         return None, [], "no dvc.lock here: nothing says which run made this file, so no accuracy is given"
     model = next((m for m in MODEL_FILES if lock.get(producer(m), {}).get(str(m)) == md5), None)
     if model is None:
-        return None, [], (f"not the pipeline's last output: dvc.lock records no model file with md5 {md5}, "
-                          "so metrics/ did not measure it and no accuracy is given")
+        return (
+            None,
+            [],
+            (
+                f"not the pipeline's last output: dvc.lock records no model file with md5 {md5}, "
+                "so metrics/ did not measure it and no accuracy is given"
+            ),
+        )
     output = f"{producer(model)}: {model}"
     entries = [(metrics, key) for m, metrics, key in MEASUREMENTS if m == model]
     measured = [entry_name(metrics, key) for metrics, key in entries if measures(lock, model, md5, metrics)]
     stray = [str(metrics) for metrics, key in entries if entry_name(metrics, key) not in measured]
     if stray:
-        return output, measured, (f"dvc.lock's {model}, but {', '.join(stray)} is not the file dvc.lock records "
-                                  "for it (edited, or another run's): no accuracy from it")
+        return (
+            output,
+            measured,
+            (
+                f"dvc.lock's {model}, but {', '.join(stray)} is not the file dvc.lock records "
+                "for it (edited, or another run's): no accuracy from it"
+            ),
+        )
     return output, measured, f"dvc.lock's {model}, measured by {', '.join(measured)}"
 
 

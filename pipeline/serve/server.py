@@ -4,6 +4,7 @@
 app from them (`load_app`), so with `workers` > 1 every worker loads its own model and decoders,
 and the parent only binds the socket and watches the workers (uvicorn's Multiprocess).
 """
+
 import asyncio
 import socket
 from pathlib import Path

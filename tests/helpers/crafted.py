@@ -6,6 +6,7 @@ Each generator returns the file's bytes, built at run time (the big ones are meg
 seeds they start from are in tests/data/crafted/). Shared by tests/test_crafted_images.py and the
 benchmarks.
 """
+
 import io
 import struct
 import zlib

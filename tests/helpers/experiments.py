@@ -5,6 +5,7 @@ A test waits until the process records DVC keeps in `.dvc/tmp/exps/` show every 
 finished, reads the outcome from `dvc exp show --json`, then stops the workers and checks from
 the same records that none is left running.
 """
+
 import json
 import subprocess
 import time

@@ -5,6 +5,7 @@ are no regular file, for the readers' tests.
 Nothing here is imported by the pipeline. The shim reaches a stage only through PYTHONPATH, which
 a test sets for the `dvc repro` or `python -m stages.<name>` it starts.
 """
+
 import functools
 import hashlib
 import json
@@ -27,7 +28,7 @@ from tests.helpers.repos import env
 #   FAULT_MODE=hang  write_bytes puts half the bytes in the writer's real temporary file, writes
 #                    its pid to FAULT_READY, then sleeps until killed
 #   FAULT_MODE=deny  os.replace onto the path raises EACCES, as for a read-only directory
-SHIM = '''
+SHIM = """
 import errno, importlib.abc, importlib.util, os, sys, time
 from pathlib import Path
 
@@ -70,14 +71,14 @@ class PatchArtifacts(importlib.abc.MetaPathFinder):
 
 if TARGET:
     sys.meta_path.insert(0, PatchArtifacts())
-'''
+"""
 
 # Shadows the real TensorFlow and Keras: importing either leaves a marker file and fails.
-FAKE_TF = '''
+FAKE_TF = """
 from pathlib import Path
 Path(__file__).parents[1].joinpath("tensorflow-was-imported").touch()
 raise ImportError("the fake TensorFlow of tests/helpers/faults.py was imported")
-'''
+"""
 
 EPOCH_LINE = re.compile(r"^epoch +\d+/\d+ ", re.MULTILINE)
 
@@ -99,9 +100,7 @@ def tensorflow_imported(directory: Path) -> bool:
 class Started:
     """A process started in its own session (as a terminal starts a job), output sent to files."""
 
-    def __init__(
-        self, args: list[str], cwd: Path, logs: Path, environment: dict[str, str] | None = None, **popen: Any
-    ):
+    def __init__(self, args: list[str], cwd: Path, logs: Path, environment: dict[str, str] | None = None, **popen: Any):
         logs.mkdir(parents=True, exist_ok=True)
         self.out_path, self.err_path = logs / "stdout", logs / "stderr"
         # A terminal's job hears Ctrl-C even when pytest itself was started in the background
@@ -271,7 +270,13 @@ def predict_memory(image_dir: str, warmup_dir: str, model: str) -> None:
     with contextlib.redirect_stdout(sink):
         code = command.main([image_dir, "--model", model])
     seconds = time.perf_counter() - started
-    result = {"code": code, "lines": sink.lines, "seconds": seconds, "peak_mb": peak_mb(), "growth_mb": peak_mb() - baseline}
+    result = {
+        "code": code,
+        "lines": sink.lines,
+        "seconds": seconds,
+        "peak_mb": peak_mb(),
+        "growth_mb": peak_mb() - baseline,
+    }
     print(json.dumps(result))
 
 

@@ -1,4 +1,5 @@
 """Typeset digits as test images, and a model that reads them: no MNIST, no training needed."""
+
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 

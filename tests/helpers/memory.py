@@ -1,4 +1,5 @@
 """How much memory a call allocates, for the readers' bounded-memory tests."""
+
 import tracemalloc
 
 

@@ -3,6 +3,7 @@
 Used by the end-to-end tests and by the benchmarks: both need the pipeline as a user would
 clone it, without the outputs of the last real run, and run git and dvc from this virtualenv.
 """
+
 import json
 import os
 import re
@@ -75,10 +76,12 @@ def env(**extra: str) -> dict[str, str]:
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
         "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
         **extra,
-    }  # fmt: skip
+    }
 
 
 def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:

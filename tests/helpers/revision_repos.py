@@ -1,4 +1,5 @@
 """Temporary git repositories whose commits hold hand-written metrics and params: no training."""
+
 import json
 import subprocess
 from pathlib import Path
@@ -17,9 +18,16 @@ def metrics(accuracy: float, loss: float = 0.1, epochs: int = 2, recall: dict[st
         score = (recall or {}).get(str(digit), 0.95)
         per_class[str(digit)] = {"precision": 0.95, "recall": score, "f1": score, "support": 100}
     return {
-        "test_accuracy": accuracy, "test_loss": loss, "train_accuracy": 0.99, "train_loss": 0.02,
-        "val_accuracy": 0.97, "val_loss": 0.09, "epochs": epochs, "params": 104938, "per_class": per_class,
-    }  # fmt: skip
+        "test_accuracy": accuracy,
+        "test_loss": loss,
+        "train_accuracy": 0.99,
+        "train_loss": 0.02,
+        "val_accuracy": 0.97,
+        "val_loss": 0.09,
+        "epochs": epochs,
+        "params": 104938,
+        "per_class": per_class,
+    }
 
 
 def write_run(repo: Path, params: dict | str, result: dict | None, figures: bool = True) -> None:

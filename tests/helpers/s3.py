@@ -9,6 +9,7 @@ moto keeps its objects in memory. Started with `persist=True`, it also logs ever
 receives to a file (moto's recorder) and replays that log on the next start: what a store had
 stored before it went down is still there when it comes back.
 """
+
 import contextlib
 import json
 import os
@@ -73,8 +74,10 @@ class S3Server:
         with open(self.directory / "server.log", "a") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                env=environment, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.wait_until_answering()
         if self.persist and self.recording.exists():
             self.replay()
