@@ -23,7 +23,6 @@ import tempfile
 from pathlib import Path
 
 from common import ROOT, cpu_name, fresh_copy, measure, parse_overrides
-
 from pipeline import recipes, render
 
 DEPLOYMENT = "cnn_aug"  # the recipe the README names for the page and the service

@@ -25,10 +25,9 @@ import numpy as np
 from PIL import Image
 
 from common import ENV, ROOT, cpu_name
-from pipeline import artifacts, paths
+from pipeline import artifacts, paths, render
 from pipeline.predict import Predictor
 from pipeline.predict.predictor import default_model
-from pipeline import render
 
 
 def accuracy(predictions, labels: np.ndarray) -> float:

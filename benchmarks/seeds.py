@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 
 from common import cpu_name, cpu_peak, fresh_copy, measure, parse_overrides
-
 from pipeline import config, recipes
 
 # The train stage's line per epoch (an ensemble's starts "member 2/3") ends with the epoch's wall time: "(9.8 s)".

@@ -236,7 +236,8 @@ def main() -> None:
     print(f"{cpu_name()}, {os.cpu_count()} cores (server and clients)")
     print(f"one MNIST test digit per request ({kind}, PNG), {args.requests} requests per client; ms")
     print(
-        f"{'workers':>7} {'clients':>7} {'req/s':>7} {'p50':>7} {'p99':>7} {'503':>5} {'errors':>6} {'healthz':>8} {'':>8} {'accuracy':>8}"
+        f"{'workers':>7} {'clients':>7} {'req/s':>7} {'p50':>7} {'p99':>7} {'503':>5} {'errors':>6}"
+        f" {'healthz':>8} {'':>8} {'accuracy':>8}"
     )
     print(f"{'':>7} {'':>7} {'':>7} {'':>7} {'':>7} {'':>5} {'':>6} {'p99':>8} {'max':>8}")
     attacked: list[tuple[int, int, dict]] = []
@@ -256,7 +257,8 @@ def main() -> None:
         finally:
             problems.append(server.stop())
     print(
-        f"\nbeside one more client sending the crafted JPEG ({CRAFTED_SCANS:,} scans, {len(attack) / 1e6:.1f} MB) in a loop:"
+        f"\nbeside one more client sending the crafted JPEG ({CRAFTED_SCANS:,} scans,"
+        f" {len(attack) / 1e6:.1f} MB) in a loop:"
     )
     for workers, clients, figures in attacked:
         crafted_tally: Tally = figures["attack"]

@@ -9,9 +9,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Callable, Mapping
 
 from pipeline import paths
 from pipeline.errors import ConfigError, PipelineError

@@ -172,7 +172,7 @@ def read_npz(path: Path, keys: tuple[str, ...], hint: str = "") -> dict[str, np.
             return {key: _read_member(archive, members[key], f"{path}: {key}", suffix) for key in keys}
     except DataError:
         raise
-    except Exception as error:  # numpy and zipfile raise a dozen types for a damaged file
+    except Exception as error:  # noqa: BLE001 -- numpy and zipfile raise a dozen types for a damaged file
         raise DataError(f"{path}: not a readable .npz ({type(error).__name__}: {error}){suffix}") from None
 
 

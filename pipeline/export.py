@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from pipeline import artifacts, datasets
-from pipeline.evaluation import DIGITS
 from pipeline.errors import DataError
+from pipeline.evaluation import DIGITS
 from pipeline.tf import quiet, tensorflow
 
 VERSION = "1"  # TF Serving serves the highest numbered folder under its model_base_path

@@ -255,7 +255,7 @@ def load_model(path: Path, compile: bool = True) -> Any:
         model = keras().saving.load_model(path, compile=compile, safe_mode=True)
     except DAMAGED as error:  # a bad member in a sound archive: a flipped byte, a missing config.json
         raise _damaged(path, f"{type(error).__name__}: {first_line(error)}") from None
-    except Exception as error:  # Keras raises many types for a model it refuses; its own words say why
+    except Exception as error:  # noqa: BLE001 -- Keras raises many types for a model it refuses; its words say why
         raise artifacts.file_error(path, f"not a loadable Keras model ({first_line(error)})") from None
     check_shape(model, path)
     return model

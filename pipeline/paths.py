@@ -5,8 +5,8 @@ names the same files and `tests/test_dvc_yaml.py` checks that the two agree.
 """
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 PARAMS = Path("params.yaml")
 DVC_LOCK = Path("dvc.lock")  # what the last `dvc repro` ran and made: each stage's deps and outs, with md5s

@@ -83,7 +83,7 @@ def _reads_back(text: str, value: object) -> bool:
     try:
         (override,) = to_hydra_overrides([f"key={text}"])
         parsed = override.value()
-    except Exception:  # Hydra's OverrideParseException: text its grammar refuses
+    except Exception:  # noqa: BLE001 -- Hydra's OverrideParseException: text its grammar refuses
         return False
     return parsed == value and type(parsed) is type(value)
 

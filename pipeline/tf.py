@@ -11,7 +11,8 @@ import os
 import sys
 import tempfile
 import warnings
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 
 @functools.cache

@@ -95,7 +95,8 @@ def test_load_split_rejects_inconsistent_arrays(tmp_path, monkeypatch, images, l
     artifacts.save_arrays(paths.prepared("train"), {"images": images, "labels": labels})
     with pytest.raises(
         DataError,
-        match=r"train.npz: expected uint8 images \(N, 28, 28\) and N labels, got .*`dvc checkout --force data/prepared/train.npz`",
+        match=r"train.npz: expected uint8 images \(N, 28, 28\) and N labels, got "
+        r".*`dvc checkout --force data/prepared/train.npz`",
     ):
         artifacts.load_split(paths.prepared("train"))
 

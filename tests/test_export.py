@@ -165,11 +165,11 @@ def test_quiet_hides_native_output_unless_the_block_fails(capfd):
         os.write(1, b"a converter's note\n")
         os.write(2, b"INFO: a delegate\n")
         print("Saved artifact at ...")
-        warnings.warn("Statistics for quantized inputs were expected")
+        warnings.warn("Statistics for quantized inputs were expected", stacklevel=1)
     assert capfd.readouterr() == ("", "")
     with pytest.raises(ValueError), quiet():
         os.write(2, b"why it failed\n")
-        warnings.warn("a hint")
+        warnings.warn("a hint", stacklevel=1)
         raise ValueError("conversion failed")
     held = capfd.readouterr().err
     assert "why it failed" in held and "UserWarning: a hint" in held

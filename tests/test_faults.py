@@ -27,8 +27,7 @@ import pytest
 
 from pipeline import artifacts, cli, models
 from pipeline.errors import DataError
-from tests.helpers import faults
-from tests.helpers import repos
+from tests.helpers import faults, repos
 from tests.helpers.repos import ROOT, dvc_status, env, make_pipeline_repo, ran_stages, run, set_params
 
 pytestmark = pytest.mark.faults
@@ -717,7 +716,7 @@ def test_bad_params_under_dvc_repro(built_repo, tmp_path, fault):
         if fault == "duplicate-key":
             assert 'found duplicate key "epochs"' in result.err()
     else:
-        ours = [l for l in faults.stderr_lines(result.err()) if not l.startswith("ERROR: ")]
+        ours = [line for line in faults.stderr_lines(result.err()) if not line.startswith("ERROR: ")]
         assert len(ours) == 1 and ours[0].startswith(line)
         assert "ERROR: failed to reproduce 'train'" in result.err()
 
@@ -809,14 +808,18 @@ def predict_cost(image_dir: Path, warmup_dir: Path, model: Path) -> dict:
 @slow
 def test_predict_streams_10000_images_in_bounded_memory(tmp_path):
     model = tmp_path / "model.keras"
-    save = "from pipeline import models; from tests.helpers.glyphs import template_model; import sys; models.save_model(template_model(), sys.argv[1])"
+    save = (
+        "from pipeline import models; from tests.helpers.glyphs import template_model; import sys; "
+        "models.save_model(template_model(), sys.argv[1])"
+    )
     run([sys.executable, "-c", save, str(model)], cwd=ROOT)
     warmup = digit_files(tmp_path / "warmup", 256)
     small = predict_cost(digit_files(tmp_path / "small", 1_000), warmup, model)
     large = predict_cost(digit_files(tmp_path / "large", 10_000), warmup, model)
     assert (small["code"], small["lines"]) == (0, 1_000) and (large["code"], large["lines"]) == (0, 10_000)
     print(
-        f"\npredict, 10,000 64x64 PNG files: {10_000 / large['seconds']:.0f} images/s, peak RSS {large['peak_mb']:.0f} MB "
+        f"\npredict, 10,000 64x64 PNG files: {10_000 / large['seconds']:.0f} images/s,"
+        f" peak RSS {large['peak_mb']:.0f} MB "
         f"(+{large['growth_mb']:.1f} MB over the warm-up; 1,000 files: +{small['growth_mb']:.1f} MB)"
     )
     assert large["peak_mb"] / small["peak_mb"] < 1.5

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw, TiffTags
 
 from pipeline import datasets
-from pipeline.predict import images, normalise
 from pipeline.errors import DataError
+from pipeline.predict import images, normalise
 from pipeline.predict.images import ImageError
 from tests.helpers.builders import idx_bytes
 from tests.helpers.memory import peak_allocation
@@ -97,7 +97,10 @@ VALID_IMAGES = [valid_image(fmt) for fmt in ("PNG", "JPEG", "GIF", "BMP", "TIFF"
 
 
 # A 43-byte PNG whose image data claims 80 MB: read from a file object it cost 84 MB to refuse.
-CLAIMS_80_MB = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00 \x00\x00\x00\x18\x08\x00\x00\x00\x00\xbe8\xa0\xe8\x05\x00\x00\x00IDAT\x00\x00"
+CLAIMS_80_MB = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00 \x00\x00\x00\x18\x08\x00\x00\x00\x00\xbe8\xa0\xe8"
+    b"\x05\x00\x00\x00IDAT\x00\x00"
+)
 
 
 @FUZZ

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pipeline.review import history, revisions
 from pipeline.errors import RevisionError
+from pipeline.review import history, revisions
 from tests.helpers.repos import ROOT, env
 from tests.helpers.revision_repos import commit, metrics, write_run
 

@@ -1,7 +1,8 @@
 """The page at GET /, in a real browser: Debian's Chromium, headless, driven by Selenium through
 Debian's chromium-driver. Real mouse strokes draw a 1, a 7 and a 0 on the canvas and the page must
 show each digit, the 28x28 the model saw and the bars; a PNG is uploaded through the file input
-and another dropped on the page; at phone width (390 px) a finger draws a 7 (touch input). It saves the two screenshots docs/serve.md shows.
+and another dropped on the page; at phone width (390 px) a finger draws a 7 (touch input). It
+saves the two screenshots docs/serve.md shows.
 A server answering 503 (plain text, as uvicorn's concurrency limit does, or JSON with Retry-After)
 is shown as busy, not as a server that did not answer.
 
@@ -110,7 +111,10 @@ def draw(driver, strokes: list[list[tuple[float, float]]], finger: bool = False)
     in small steps, lift."""
     pad = driver.find_element(By.ID, "pad")
     side = pad.size["width"]
-    at = lambda x, y: (round((x - 0.5) * side), round((y - 0.5) * side))  # offsets from the pad's centre
+
+    def at(x: float, y: float) -> tuple[int, int]:  # offsets from the pad's centre
+        return round((x - 0.5) * side), round((y - 0.5) * side)
+
     for stroke in strokes:
         points = (
             [stroke[0]]

@@ -25,8 +25,7 @@ import yaml
 
 from pipeline import config, recipes
 from tests.helpers.markdown import code_blocks, outside_code_blocks, section
-from tests.helpers.repos import BIN, env
-from tests.helpers.repos import ROOT
+from tests.helpers.repos import BIN, ROOT, env
 
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
@@ -273,7 +272,7 @@ def test_every_dvc_exp_run_line_sets_real_keys_to_values_the_config_accepts(tmp_
         try:
             for params in dvc_applies(tmp_path, set_params(command)):
                 validate(params)
-        except Exception as error:  # DVC's (unknown key) or the config's (a value it refuses)
+        except Exception as error:  # noqa: BLE001 -- DVC's (unknown key) or the config's (a value it refuses)
             cause = f" ({error.__cause__})".replace("\n", " ") if error.__cause__ else ""
             raise AssertionError(f"{command}: {error}{cause}") from None
 

@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from dvc.utils.hydra import to_hydra_overrides
 from hypothesis import given
 from hypothesis import strategies as st
-
-from dvc.utils.hydra import to_hydra_overrides
 
 from pipeline import config, recipes
 from pipeline.errors import ConfigError, PipelineError

@@ -5,7 +5,8 @@ import pytest
 
 from pipeline import rendered
 from pipeline.predict.normalise import to_mnist
-from tests.test_config import changed as changed_params, error_for
+from tests.test_config import changed as changed_params
+from tests.test_config import error_for
 from tests.test_render import STROKES, digit
 
 

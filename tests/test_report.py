@@ -13,8 +13,8 @@ import sys
 import pytest
 from PIL import Image
 
-from pipeline.review import report
 from pipeline.errors import CheckFailed, DataError, RevisionError
+from pipeline.review import report
 from tests.helpers.repos import ROOT, env, run, set_params
 from tests.helpers.revision_repos import commit, metrics, write_run
 

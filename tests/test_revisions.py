@@ -2,8 +2,8 @@
 
 import pytest
 
-from pipeline.review import revisions
 from pipeline.errors import RevisionError
+from pipeline.review import revisions
 from tests.helpers.revision_repos import commit
 
 

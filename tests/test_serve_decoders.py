@@ -168,7 +168,7 @@ def test_replies_are_read_back_as_sent():
     digit = np.linspace(0, 1, 784, dtype=np.float32).reshape(28, 28)
     assert np.array_equal(decoders.parse(decoders.DIGIT + digit.tobytes()), digit)
     assert decoders.parse(decoders.COUNTS + np.array([784, 0], ">i8").tobytes()) == [784, 0]
-    assert decoders.parse(decoders.ERROR + "a.png: not an\nimage".encode()) == "a.png: not an image"
+    assert decoders.parse(decoders.ERROR + b"a.png: not an\nimage") == "a.png: not an image"
 
 
 def test_a_request_waits_behind_one_image_of_a_big_form_not_the_whole_form(predictor, slow_png):

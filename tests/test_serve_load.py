@@ -116,5 +116,6 @@ def test_a_request_of_more_pixels_in_all_than_its_budget_is_413_before_any_is_de
         response = client.post("/predict", files=files)
     assert response.status_code == 413
     assert response.json()["error"] == (
-        f"the images hold {3 * side * side:,} pixels in all; a request may hold {service.MAX_REQUEST_PIXELS:,}: send fewer at once"
+        f"the images hold {3 * side * side:,} pixels in all;"
+        f" a request may hold {service.MAX_REQUEST_PIXELS:,}: send fewer at once"
     )

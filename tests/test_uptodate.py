@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.review import uptodate
 from pipeline.errors import CheckFailed
+from pipeline.review import uptodate
 from tests.helpers.repos import ROOT, dvc_status, env, run
 
 # `dvc status --json` in a fresh clone that has not pulled: everything cached is missing.

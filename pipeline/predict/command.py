@@ -26,8 +26,8 @@ import numpy as np
 from PIL import Image
 
 from pipeline import paths
-from pipeline.datasets import NUM_CLASSES
 from pipeline.artifacts import atomic_path, output_folder
+from pipeline.datasets import NUM_CLASSES
 from pipeline.errors import DataError, PipelineError
 from pipeline.predict.images import SUFFIXES, image_files
 from pipeline.predict.predictor import Prediction, Predictor, one_line

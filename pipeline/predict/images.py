@@ -145,7 +145,8 @@ def check_parts(stream: BinaryIO, name: Any) -> None:
         stream.seek(start)
     if parts > MAX_PARTS:
         raise ImageError(
-            f"{name}: a {kind} of more than {MAX_PARTS:,} parts; refusing it (encoders write far fewer: a decoding bomb?)"
+            f"{name}: a {kind} of more than {MAX_PARTS:,} parts; refusing it"
+            " (encoders write far fewer: a decoding bomb?)"
         )
 
 
@@ -201,7 +202,8 @@ def check_scans(file: io.BytesIO | mmap.mmap, name: Any) -> None:
     scans = content.count(SCAN_MARKER)
     if scans > MAX_JPEG_SCANS:
         raise ImageError(
-            f"{name}: a JPEG of {scans:,} scans; refusing it (encoders write at most {MAX_JPEG_SCANS}: a decoding bomb?)"
+            f"{name}: a JPEG of {scans:,} scans; refusing it"
+            f" (encoders write at most {MAX_JPEG_SCANS}: a decoding bomb?)"
         )
 
 

@@ -13,17 +13,18 @@ gets a Prediction with `error` instead of stopping the others.
 
 import dataclasses
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
 from pipeline import paths
 from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES
-from pipeline.models import INFERENCE_BATCH
 from pipeline.errors import DataError, PipelineError
 from pipeline.litert import LiteRTModel
+from pipeline.models import INFERENCE_BATCH
 from pipeline.predict.images import from_array, load_gray, load_gray_bytes, to_gray
 from pipeline.predict.normalise import to_mnist
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from pipeline import artifacts, config, paths, plots
-from pipeline.review import revisions, tables
 from pipeline.errors import DataError
+from pipeline.review import revisions, tables
 
 SUBJECT_WIDTH = 50
 HEADER = ("commit", "date", "subject", "test acc", "test loss", "epochs", "params", "params changed")

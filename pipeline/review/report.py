@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import artifacts, cli, config, paths, plots
-from pipeline.review import revisions, tables
 from pipeline.errors import CheckFailed, DataError, complaint
+from pipeline.review import revisions, tables
 
 # metrics/learning_curve.csv's name until November 2026, when it could be read as the
 # accuracy history across commits that `python -m pipeline.history` shows.

@@ -1,6 +1,6 @@
 """Tables as text: Markdown for reports and READMEs, aligned plain text for a terminal."""
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def markdown(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool] = ()) -> str:

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline import paths
-from pipeline.review import revisions
 from pipeline.errors import CheckFailed, PipelineError, complaint
+from pipeline.review import revisions
 
 ABSENT = {"deleted", "not in cache"}  # a cached file not in this workspace or cache: not a change
 OUTS, DEPS = "changed outs", "changed deps"

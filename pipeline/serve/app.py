@@ -45,8 +45,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from python_multipart.multipart import parse_options_header
 from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -131,7 +131,8 @@ def create_app(
             if sum(counts) > MAX_REQUEST_PIXELS:
                 raise HTTPException(
                     413,
-                    f"the images hold {sum(counts):,} pixels in all; a request may hold {MAX_REQUEST_PIXELS:,}: send fewer at once",
+                    f"the images hold {sum(counts):,} pixels in all;"
+                    f" a request may hold {MAX_REQUEST_PIXELS:,}: send fewer at once",
                 )
         return [await pool.prepare(upload) for upload in uploads]
 
@@ -247,7 +248,8 @@ async def form_uploads(request: Request, max_files: int) -> list[Upload]:
             # python-multipart keeps what it parsed of a body cut short and drops the rest unsaid.
             raise HTTPException(
                 400,
-                f"the form ends before its closing boundary ({ending.delimiter.decode(errors='replace')}): a truncated upload?",
+                f"the form ends before its closing boundary ({ending.delimiter.decode(errors='replace')}):"
+                " a truncated upload?",
             )
         fields = [name for name, value in form.multi_items() if not isinstance(value, UploadFile)]
         if fields:

@@ -97,7 +97,7 @@ class S3Server:
                     return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"moto server not answering on {self.url} after {START_TIMEOUT} s")
+                    raise AssertionError(f"moto server not answering on {self.url} after {START_TIMEOUT} s") from None
                 time.sleep(0.1)
 
     def replay(self) -> None:
