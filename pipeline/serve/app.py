@@ -92,7 +92,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(pool.start)
+        await pool.fill()
         try:
             yield
         finally:

@@ -45,19 +45,25 @@ DIGIT_BYTES = int(np.prod(IMAGE_SHAPE)) * 4  # float32
 
 
 class Decoders:
-    """SIZE decoder processes, started by `start()` and stopped by `stop()`."""
+    """SIZE decoder processes, started by `fill()` (or by the first job) and stopped by `stop()`."""
 
     def __init__(self, size: int = SIZE, deadline: float = DEADLINE, memory: int = MEMORY) -> None:
         self.size, self.deadline, self.memory = size, deadline, memory
         self.idle: collections.deque[Decoder] = collections.deque()
         self.waiting: collections.deque[asyncio.Future] = collections.deque()
         self.started: list[Decoder] = []
+        self.filling = False  # one fill at a time: two would start more than SIZE
 
-    def start(self) -> None:
-        """Start the processes (blocking: call it before serving, or in a thread)."""
-        CONTEXT.set_forkserver_preload(["pipeline.serve.decoders"])
-        while len(self.started) < self.size:
-            self.add(Decoder.start(self.memory))
+    async def fill(self) -> None:
+        """Start decoders until there are SIZE: each in a thread, handed out here, in the loop."""
+        if self.filling:
+            return
+        self.filling = True
+        try:
+            while len(self.started) < self.size:
+                self.add(await asyncio.to_thread(Decoder.start, self.memory))
+        finally:
+            self.filling = False
 
     def stop(self) -> None:
         for decoder in self.started:
@@ -92,17 +98,16 @@ class Decoders:
             return f"{name}: the decoder stopped while reading it; refusing it (a damaged or hostile file?)"
         except BaseException:  # cancelled mid-job: its reply would be read as the next job's
             decoder.kill()
-            self.started.remove(decoder)
+            self.started.remove(decoder)  # the next job starts another
             raise
         self.release(decoder)
         return reply
 
     async def acquire(self) -> "Decoder":
+        if len(self.started) < self.size:  # not started yet (an app run without its lifespan), or one lost
+            await self.fill()
         if self.idle and not self.waiting:
             return self.idle.popleft()
-        if not self.started:  # never started (a test without lifespan) or all failed to restart
-            await asyncio.to_thread(self.start)
-            return await self.acquire()
         turn = asyncio.get_running_loop().create_future()
         self.waiting.append(turn)
         try:
@@ -127,7 +132,7 @@ class Decoders:
     async def replace(self, decoder: "Decoder") -> None:
         decoder.kill()
         self.started.remove(decoder)
-        self.add(await asyncio.to_thread(Decoder.start, self.memory))
+        await self.fill()
 
 
 class Decoder:
@@ -138,6 +143,9 @@ class Decoder:
 
     @classmethod
     def start(cls, memory: int) -> "Decoder":
+        """A new decoder process (blocking for the few ms the forkserver takes; the first call
+        starts the forkserver, about 0.5 s)."""
+        CONTEXT.set_forkserver_preload(["pipeline.serve.decoders"])
         ours, theirs = socket.socketpair()
         process = CONTEXT.Process(target=serve, args=(theirs, memory), daemon=True, name="decoder")
         process.start()
