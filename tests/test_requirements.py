@@ -21,6 +21,7 @@ RUNTIME_LOCK, DEV_LOCK = ROOT / "requirements.txt", ROOT / "requirements-dev.txt
 CONSTRAINTS = ROOT / "requirements-constraints.txt"
 LOCK_COMMAND = "./requirements-lock"
 README, CI_RUN, WORKFLOW = ROOT / "README.md", ROOT / ".ci/run", ROOT / ".github/workflows/pr-report.yml"
+TEST_SCRIPT = ROOT / "install-and-test"  # README's command 2, which .ci/run runs
 
 RUNTIME_CODE, DEV_CODE = ("pipeline", "stages"), ("tests", "benchmarks")
 DISTRIBUTION_OF_MODULE = {"PIL": "pillow", "yaml": "pyyaml", "sklearn": "scikit-learn", "ruamel": "ruamel.yaml"}
@@ -164,17 +165,18 @@ def test_every_install_is_a_lock_checked_by_hash():
     commands = re.search(r"Two commands.*?```bash\n(.*?)```", README.read_text(), re.S).group(1)
     install, test = [line for line in commands.splitlines() if line and not line.startswith("#")]
     assert pip_installs(install) == [("--require-hashes ", RUNTIME_LOCK.name)], install
-    assert pip_installs(test) == [("--require-hashes ", DEV_LOCK.name)], test
-    for arguments in re.findall(r"pip install ([^&]*)", commands):
+    assert test == f"./{TEST_SCRIPT.name}", f"the README's test command is not ./{TEST_SCRIPT.name}: {test}"
+    script = TEST_SCRIPT.read_text()
+    assert pip_installs(script) == [("--quiet --require-hashes ", DEV_LOCK.name)], f"{TEST_SCRIPT.name}: no dev lock"
+    for arguments in re.findall(r"pip install ([^&\n]*)", commands + script):
         assert " -r " in f" {arguments}" or "--no-deps" in arguments.split(), (
             f"pip install {arguments}: unlocked dependencies"
         )
     ci = CI_RUN.read_text()
-    assert pip_installs(ci) == [("--quiet --require-hashes ", DEV_LOCK.name)], ".ci/run does not install the dev lock"
-    assert ci.rstrip().splitlines()[-1] == test.split(" && ")[-1], ".ci/run does not end with the README's test command"
+    assert pip_installs(ci) == [], ".ci/run installs through the README's test command, not by itself"
+    assert ci.rstrip().splitlines()[-1] == test, ".ci/run does not end with the README's test command"
     # The project itself is installed from the checkout, with the locked setuptools: nothing unhashed.
-    for text in (test, ci):
-        assert re.search(r"pip install (--quiet )?--no-deps --no-build-isolation -e \.", text), text
+    assert re.search(r"pip install (--quiet )?--no-deps --no-build-isolation -e \.", script), script
     workflow = WORKFLOW.read_text()
     assert pip_installs(workflow) == [("--require-hashes ", RUNTIME_LOCK.name)], (
         "the workflow does not install the lock"
