@@ -80,8 +80,7 @@ class Decoders:
 
     async def pixel_counts(self, uploads: list[Upload]) -> list[int] | str:
         """The pixels each upload's header claims (0 for no image of ours), or why not known."""
-        reply = await self.run(("count", [upload.content for upload in uploads]), "the images' headers")
-        return reply
+        return await self.run(("count", [upload.content for upload in uploads]), "the images' headers")
 
     async def run(self, job: tuple, name: str) -> Any:
         decoder = await self.acquire()
@@ -97,8 +96,7 @@ class Decoders:
             await self.replace(decoder)
             return f"{name}: the decoder stopped while reading it; refusing it (a damaged or hostile file?)"
         except BaseException:  # cancelled mid-job: its reply would be read as the next job's
-            decoder.kill()
-            self.started.remove(decoder)  # the next job starts another
+            self.drop(decoder)  # the next job starts another
             raise
         self.release(decoder)
         return reply
@@ -130,9 +128,13 @@ class Decoders:
         self.release(decoder)
 
     async def replace(self, decoder: "Decoder") -> None:
-        decoder.kill()
-        self.started.remove(decoder)
+        self.drop(decoder)
         await self.fill()
+
+    def drop(self, decoder: "Decoder") -> None:
+        decoder.kill()
+        if decoder in self.started:  # not if stop() came first, at shutdown
+            self.started.remove(decoder)
 
 
 class Decoder:
