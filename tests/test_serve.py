@@ -246,6 +246,15 @@ def test_while_a_big_request_is_classified_the_service_goes_on_answering(litert_
     watched = Watched(litert_path)
     held = [("images", ("hold.png", stored_png(glyph(d)))) for d in (5, 6)]
     app = service.create_app(watched)
+    decoded: list[str] = []
+    pool, prepare = app.state.decoders, app.state.decoders.prepare
+
+    async def noted(upload):  # the pool's answer for each image, noted as it comes
+        prepared = await prepare(upload)
+        decoded.append(upload.name)
+        return prepared
+
+    pool.prepare = noted
     with TestClient(app) as client:
         answer = concurrent.futures.ThreadPoolExecutor(1).submit(client.post, "/predict", files=held)
         while not watched.on_loop:  # the held request has reached the model
@@ -255,10 +264,10 @@ def test_while_a_big_request_is_classified_the_service_goes_on_answering(litert_
         digit = concurrent.futures.ThreadPoolExecutor(1).submit(
             client.post, "/predict", files={"i": ("1.png", png(glyph(1)))}
         )
-        decoders = app.state.decoders
-        while len(decoders.idle) < decoders.size:  # the digit is decoded: next it meets the model
+        deadline = time.monotonic() + 30
+        while "1.png" not in decoded and time.monotonic() < deadline:  # decoded: next it meets the model
             time.sleep(0.01)
-        time.sleep(0.2)
+        time.sleep(0.2)  # a few awaits on the loop, no I/O, then it waits for the lock
         assert client.get("/healthz").status_code == 200
         watched.release.set()
         assert [r["digit"] for r in answer.result(30).json()] == [5, 6] and digit.result(30).json()[0]["digit"] == 1
