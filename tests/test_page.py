@@ -12,8 +12,8 @@ MNIST, and that model needs neither. It matches a normalised image against norma
 digits, so plain strokes (a bar, a bar with a foot, an oval) are what it reads; drawing a real
 person's 4 is the trained model's job, which `predict`'s tests measure.
 
-No Chromium is a failure, not a skip: every test runs in CI, and `./install-and-test` (README's
-command 2, which `.ci/run` runs) installs it.
+No Chromium is a failure, not a skip: every test runs in CI, and `./install-for-tests` (README's
+command 2 and `.ci/run` run it) installs it.
 """
 
 import base64
@@ -79,7 +79,7 @@ def browser():
     if missing:
         pytest.fail(
             f"{' and '.join(missing)} missing: the page test needs Debian's chromium and chromium-driver; "
-            "./install-and-test installs them (apt-get install chromium chromium-driver)"
+            "./install-for-tests installs them (apt-get install chromium chromium-driver)"
         )
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
