@@ -55,13 +55,6 @@ def form(name: str, content: bytes, kind: str = "image/png") -> bytes:
     return head.encode() + content + f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
-def crafted_jpeg() -> bytes:
-    """Issue 25's JPEG: a valid 256x256 progressive 7, then CRAFTED_SCANS empty scans."""
-    buffer = io.BytesIO()
-    crafted.digit(256).save(buffer, format="JPEG", progressive=True, quality=90)
-    return crafted.with_empty_scans(buffer.getvalue(), CRAFTED_SCANS)
-
-
 @dataclass
 class Tally:
     """What one kind of client saw: (seconds, status, right digit) per request."""
@@ -231,7 +224,7 @@ def main() -> None:
     encoded = [(png(images[i]), int(labels[i])) for i in range(count)]
     bodies = [(image if args.raw else form(f"test{i}.png", image), label) for i, (image, label) in enumerate(encoded)]
     headers = {"Content-Type": "image/png" if args.raw else f"multipart/form-data; boundary={BOUNDARY}"}
-    attack = crafted_jpeg()
+    attack = crafted.scan_bomb(CRAFTED_SCANS)
     kind = "raw body" if args.raw else "multipart form"
     print(f"{cpu_name()}, {os.cpu_count()} cores (server and clients)")
     print(f"one MNIST test digit per request ({kind}, PNG), {args.requests} requests per client; ms")

@@ -25,6 +25,7 @@ from pipeline.predict import images
 from pipeline.predict.images import ImageError
 from tests.helpers import crafted
 from tests.helpers.crafted import BUDGET, UPLOAD_BYTES, seed
+from tests.helpers.mutations import BYTE_EDITS, edit_bytes
 
 # A crafted input handled well is read (or refused) in milliseconds; over this it is a defect.
 SLOW_SECONDS = 1.0
@@ -332,17 +333,11 @@ def mutated(draw, fmt: str) -> bytes:
     structural = ["duplicate-unit", "drop-unit", "swap-units"] if fmt in SPANS else []
     special = {"jpeg": ["append-scans"], "jpeg-arithmetic": ["append-scans"], "tiff": ["loop-pages"]}.get(fmt, [])
     for _ in range(draw(st.integers(1, 6))):
-        kind = draw(st.sampled_from(["overwrite", "truncate", "delete", "insert", "duplicate", *structural, *special]))
+        kind = draw(st.sampled_from([*BYTE_EDITS, "duplicate", *structural, *special]))
         at = draw(st.integers(0, max(len(data) - 1, 0)))
         units = SPANS[fmt](bytes(data)) if kind.endswith(("unit", "units")) else []
-        if kind == "overwrite" and data:
-            data[at] = draw(st.integers(0, 255))
-        elif kind == "truncate":
-            del data[at:]
-        elif kind == "delete":
-            del data[at : at + draw(st.integers(1, 64))]
-        elif kind == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=16))
+        if kind in BYTE_EDITS:
+            edit_bytes(draw, data, kind, at)
         elif kind == "duplicate":
             piece = bytes(data[at : at + draw(st.integers(1, 256))])
             data[at:at] = piece * draw(st.integers(1, 8))

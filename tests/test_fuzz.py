@@ -21,6 +21,7 @@ from pipeline.predict import images, normalise
 from pipeline.predict.images import ImageError
 from tests.helpers.builders import idx_bytes
 from tests.helpers.memory import peak_allocation
+from tests.helpers.mutations import BYTE_EDITS, edit_bytes
 
 # Timing is checked in assert_only, outside tracemalloc, which slows some decoders 100-fold.
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -33,16 +34,8 @@ def mutated(draw, original: bytes) -> bytes:
     """A valid file with a few bytes overwritten, a piece cut out or appended, or truncated."""
     data = bytearray(original)
     for _ in range(draw(st.integers(1, 8))):
-        kind = draw(st.sampled_from(["overwrite", "truncate", "delete", "insert"]))
-        position = draw(st.integers(0, max(len(data) - 1, 0)))
-        if kind == "overwrite" and data:
-            data[position] = draw(st.integers(0, 255))
-        elif kind == "truncate":
-            del data[position:]
-        elif kind == "delete":
-            del data[position : position + draw(st.integers(1, 64))]
-        else:
-            data[position:position] = draw(st.binary(min_size=1, max_size=16))
+        kind = draw(st.sampled_from(BYTE_EDITS))
+        edit_bytes(draw, data, kind, draw(st.integers(0, max(len(data) - 1, 0))))
     return bytes(data)
 
 

@@ -59,6 +59,12 @@ def with_empty_scans(jpeg: bytes, extra: int) -> bytes:
     return jpeg[:-2] + EMPTY_SCAN * extra + EOI
 
 
+def scan_bomb(extra: int, side: int = 256) -> bytes:
+    """Issue 25's JPEG at 650,000: a valid progressive 7, `side` pixels square, then `extra`
+    empty scans (8.6 s to decode, on the service's event loop then)."""
+    return with_empty_scans(encoded(digit(side), "JPEG", progressive=True, quality=90), extra)
+
+
 def comment_padding(size: int) -> bytes:
     """COM segments of zeros, `size` bytes in all (at least 4 if any): filler that a decoder skips."""
     out = []
