@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.config import parse_yaml
+from pipeline.core.config import parse_yaml
 from tests.helpers.repos import ROOT, commit_all, copy_repo, env, set_params  # noqa: F401 (ROOT: for the scripts)
 
 ENV = env()

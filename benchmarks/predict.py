@@ -25,7 +25,8 @@ import numpy as np
 from PIL import Image
 
 from common import ENV, ROOT, cpu_name
-from pipeline import artifacts, paths, render
+from pipeline import render
+from pipeline.core import artifacts, paths
 from pipeline.predict import Predictor
 from pipeline.predict.predictor import default_model
 

@@ -19,7 +19,8 @@ import tempfile
 from pathlib import Path
 
 from common import cpu_name, cpu_peak, fresh_copy, measure, parse_overrides
-from pipeline import config, recipes
+from pipeline.core import config
+from pipeline.review import recipes
 
 # The train stage's line per epoch (an ensemble's starts "member 2/3") ends with the epoch's wall time: "(9.8 s)".
 EPOCH_SECONDS = re.compile(r"^(?:member \d+/\d+ +)?epoch +\d+/\d+ .*\((\d+(?:\.\d+)?) s\)$", re.MULTILINE)
@@ -81,7 +82,7 @@ def field_line(field: dict) -> str:
 def compute_line(repo: Path, output: str) -> str:
     """Operations per image, the GFLOP/s training achieved over its epochs, and the CPU's peak;
     training counted as `models.multiply_adds` says (three forward passes, two operations each)."""
-    from pipeline import models  # imports TensorFlow: only once a run has finished
+    from pipeline.train import models  # imports TensorFlow: only once a run has finished
 
     params = config.load(repo / "params.yaml")
     forward = 2 * models.multiply_adds(models.build_model(params.train))

@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from common import ENV, ROOT, cpu_name
-from pipeline import artifacts, paths
+from pipeline.core import artifacts, paths
 from tests.helpers import crafted
 
 TIMEOUT = 30.0  # seconds per request: a hung server fails the run instead of stalling it

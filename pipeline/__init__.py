@@ -1,6 +1,12 @@
-"""MNIST digit classifier as a reproducible DVC pipeline.
+"""MNIST digit classifier as a reproducible DVC pipeline, in packages by role:
 
-The modules here are the stages' library: what `stages/` imports and `dvc repro` runs. Beside
-it, predict/ reads digits in new images and review/ holds the tools for pull requests and
-history; report.py, history.py and uptodate.py only give those tools their command names.
+    core/     what every other package shares: MNIST's constants and files, errors, paths,
+              params.yaml's typed config, the command runner and its argparse types, TensorFlow's quiet import
+    train/    the stages' library (fetch, preprocess, train, evaluate, plot, export, field): what stages/ runs
+    render/   digits drawn, photographed and scanned, made from MNIST's: the field set and augmentation
+    predict/  images in, digits out: decoding, normalising, the LiteRT and Keras runners (no training code)
+    serve/    the HTTP service and its page, on predict (no training code)
+    review/   tools for a change: its report, the history of main, whether results are up to date, recipes
+
+Imports point one way (tests/test_imports.py): core <- predict <- serve, and predict, render <- train <- review.
 """

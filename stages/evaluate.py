@@ -4,14 +4,16 @@ Reads models/model.keras, data/prepared/test.npz and metrics/learning_curve.csv;
 metrics/metrics.json and metrics/predictions.csv (one row per test image).
 """
 
-from pipeline import artifacts, cli, evaluation, models, paths
+from pipeline.core import artifacts, cli, paths
+from pipeline.predict import runners
+from pipeline.train import evaluation
 
 
 def main() -> None:
     images, labels = artifacts.load_split(paths.prepared("test"))
     curve = artifacts.load_learning_curve(paths.LEARNING_CURVE)
-    model = models.load_model(paths.MODEL, compile=False)  # predicting needs no optimizer
-    probabilities = model.predict(images, batch_size=models.INFERENCE_BATCH, verbose=0)
+    model = runners.load_model(paths.MODEL, compile=False)  # predicting needs no optimizer
+    probabilities = model.predict(images, batch_size=runners.INFERENCE_BATCH, verbose=0)
     metrics = evaluation.summarize(probabilities, labels, curve, model.count_params())
     artifacts.save_json(paths.METRICS, metrics)
     artifacts.save_csv(paths.PREDICTIONS, evaluation.prediction_rows(probabilities, labels))

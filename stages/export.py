@@ -7,26 +7,28 @@ models/model_int8.tflite and metrics/export.json.
 
 import os
 
-from pipeline import artifacts, cli, config, export, litert, models, paths
+from pipeline.core import artifacts, cli, config, paths
+from pipeline.predict import runners
+from pipeline.train import export
 
 
 def main() -> None:
     params = config.load()
-    model = models.load_model(paths.MODEL, compile=False)
+    model = runners.load_model(paths.MODEL, compile=False)
     train_images, _ = artifacts.load_split(paths.prepared("train"))
     test_images, labels = artifacts.load_split(paths.prepared("test"))
     _, keras_predicted, _ = artifacts.load_predictions(paths.PREDICTIONS)
     sample = export.representative_sample(train_images, params.export.representative_images, params.seed)
     litert_models = {"litert_float32": export.to_litert(model), "litert_int8": export.to_litert(model, sample)}
     version_dir = export.save_saved_model(model, paths.SAVED_MODEL)
-    probabilities = export.saved_model_probabilities(version_dir, test_images, models.INFERENCE_BATCH)
+    probabilities = export.saved_model_probabilities(version_dir, test_images, runners.INFERENCE_BATCH)
     scores = {
         "saved_model": export.scores(probabilities, labels, keras_predicted, export.folder_size(paths.SAVED_MODEL))
     }
     for (name, content), path in zip(litert_models.items(), (paths.LITERT_FLOAT32, paths.LITERT_INT8)):
         artifacts.write_bytes(path, content)
         # Every core: the stage has the machine to itself (1.3 s less for the cnn on 2 cores).
-        probabilities = litert.LiteRTModel(content, str(path), threads=os.cpu_count())(test_images)
+        probabilities = runners.LiteRTModel(content, str(path), threads=os.cpu_count())(test_images)
         scores[name] = export.scores(probabilities, labels, keras_predicted, len(content))
     artifacts.save_json(paths.EXPORT_METRICS, scores)
     for name, score in scores.items():

@@ -4,7 +4,8 @@ Writes data/raw/mnist.npz (Keras layout, uint8) and metrics/dataset.json (its fi
 sizes, and whether it is the canonical MNIST).
 """
 
-from pipeline import artifacts, cli, config, datasets, fetch, paths
+from pipeline.core import artifacts, cli, config, datasets, paths
+from pipeline.train import fetch
 
 
 def main() -> None:

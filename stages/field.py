@@ -6,8 +6,10 @@ drawn, scans, app_exports) and on the same digits as arrays. The images are made
 from the seed, never written.
 """
 
-from pipeline import artifacts, cli, config, field, paths, render
+from pipeline import render
+from pipeline.core import artifacts, cli, config, paths
 from pipeline.predict.predictor import Predictor
+from pipeline.train import field
 
 
 def main() -> None:

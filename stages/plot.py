@@ -4,7 +4,8 @@ Reads data/prepared/{train,test}.npz, metrics/learning_curve.csv and metrics/pre
 PNGs to metrics/plots/.
 """
 
-from pipeline import artifacts, cli, config, paths, plots
+from pipeline.core import artifacts, cli, config, paths
+from pipeline.train import plots
 
 
 def main() -> None:

@@ -4,7 +4,8 @@ Reads data/raw/mnist.npz; writes data/prepared/{train,val,test}.npz (`images` ui
 scaled to [0, 1] as each stage loads them; `labels` uint8).
 """
 
-from pipeline import artifacts, cli, config, datasets, paths, preprocessing
+from pipeline.core import artifacts, cli, config, datasets, paths
+from pipeline.train import preprocessing
 
 
 def main() -> None:

@@ -3,7 +3,8 @@
 Reads data/prepared/{train,val}.npz; writes models/model.keras and metrics/learning_curve.csv.
 """
 
-from pipeline import artifacts, cli, config, models, paths, training
+from pipeline.core import artifacts, cli, config, paths
+from pipeline.train import models, training
 
 
 def main() -> None:

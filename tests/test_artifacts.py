@@ -7,8 +7,8 @@ import stat
 import numpy as np
 import pytest
 
-from pipeline import artifacts, datasets, paths
-from pipeline.errors import DataError
+from pipeline.core import artifacts, datasets, paths
+from pipeline.core.errors import DataError
 
 LEARNING_CURVE = [
     {"epoch": 1, "loss": 0.9, "accuracy": 0.7, "val_loss": 1.0, "val_accuracy": 0.65},

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import paths
+from pipeline.core import paths
 from tests.helpers import repos
 from tests.helpers.markdown import code_blocks
 from tests.helpers.repos import ROOT, make_pipeline_repo, run, set_params

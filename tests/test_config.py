@@ -13,8 +13,8 @@ import pytest
 from dvc.utils.serialize import parse_yaml as dvc_parse_yaml
 from ruamel.yaml import YAML
 
-from pipeline import config
-from pipeline.errors import ConfigError
+from pipeline.core import config
+from pipeline.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_TEXT = (ROOT / "params.yaml").read_text()

@@ -10,8 +10,8 @@ import struct
 import numpy as np
 import pytest
 
-from pipeline import datasets
-from pipeline.errors import DataError
+from pipeline.core import datasets
+from pipeline.core.errors import DataError
 from tests.helpers.builders import idx_bytes, legacy_pickle, small_mnist, split_legacy
 from tests.helpers.faults import special_path
 

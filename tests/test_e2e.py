@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import datasets, fetch
+from pipeline.core import datasets
+from pipeline.train import fetch
 from tests.helpers import experiments
 from tests.helpers.repos import ran_stages, run, set_params
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.metrics import precision_recall_fscore_support
 
-from pipeline import evaluation
+from pipeline.train import evaluation
 
 # Ten test images of digits 0-3; two are wrong (an image of 0 read as 1, one of 2 read as 0).
 LABELS = np.array([0, 0, 0, 1, 1, 2, 2, 2, 3, 3], dtype=np.uint8)

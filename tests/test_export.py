@@ -11,11 +11,12 @@ import warnings
 import numpy as np
 import pytest
 
-from pipeline import export, models, paths
-from pipeline.errors import DataError
-from pipeline.litert import LiteRTModel
+from pipeline.core import paths
+from pipeline.core.errors import DataError
+from pipeline.core.tf import keras, quiet
 from pipeline.predict.normalise import to_mnist
-from pipeline.tf import keras, quiet
+from pipeline.predict.runners import LiteRTModel
+from pipeline.train import export, models
 from tests.helpers.glyphs import glyph, template_model
 from tests.helpers.repos import ROOT
 
@@ -95,8 +96,9 @@ def test_saved_model_replaces_an_earlier_export_and_leaves_no_temporaries(model,
 EXPORT_TWICE = """
 import sys
 from pathlib import Path
-from pipeline import export, models
-model = models.load_model(Path(sys.argv[1]), compile=False)
+from pipeline.predict import runners
+from pipeline.train import export
+model = runners.load_model(Path(sys.argv[1]), compile=False)
 out = Path(sys.argv[2])
 export.save_saved_model(model, out / "saved_model")
 (out / "float32.tflite").write_bytes(export.to_litert(model))

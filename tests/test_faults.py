@@ -25,8 +25,9 @@ import numpy as np
 import psutil
 import pytest
 
-from pipeline import artifacts, cli, models
-from pipeline.errors import DataError
+from pipeline.core import artifacts, cli
+from pipeline.core.errors import DataError
+from pipeline.train import models
 from tests.helpers import faults, repos
 from tests.helpers.repos import ROOT, dvc_status, env, make_pipeline_repo, ran_stages, run, set_params
 
@@ -177,7 +178,7 @@ def test_sigkill_of_dvc_during_training_stops_the_stage_too(built_repo, tmp_path
     try:
         os.kill(repro.pid, signal.SIGKILL)
         repro.wait(30)
-        # Without pipeline.cli.stop_with_dvc the orphan trained on and wrote a model no dvc.lock records.
+        # Without pipeline.core.cli.stop_with_dvc the orphan trained on and wrote a model no dvc.lock records.
         trainer.wait(10)
     except psutil.TimeoutExpired:
         trainer.kill()
@@ -458,8 +459,8 @@ def test_a_full_disk_during_the_models_scratch_save_names_the_model(capsys):
 def test_skip_teardown_flushes_and_exits_with_the_stages_code_past_atexit(body, code, out, err):
     snippet = textwrap.dedent(f"""
         import atexit
-        from pipeline import cli
-        from pipeline.errors import DataError
+        from pipeline.core import cli
+        from pipeline.core.errors import DataError
         atexit.register(lambda: print("teardown ran"))
 
         def main():
@@ -659,7 +660,7 @@ def test_bad_params_under_dvc_say_how_to_get_back_the_outputs_dvc_deleted(tmp_pa
     ],
 )
 def test_the_restore_names_each_stages_own_outputs_by_where_they_are_kept(stage, restore):
-    from pipeline.errors import ConfigError
+    from pipeline.core.errors import ConfigError
 
     hint = cli.after_dvc_deleted(ConfigError("params.yaml: seed: expected an integer"), {"DVC_STAGE": stage})
     assert hint.startswith(f"; dvc had already deleted {stage}'s outputs: restore them with {restore}, ")
@@ -670,7 +671,7 @@ def test_the_restore_names_each_stages_own_outputs_by_where_they_are_kept(stage,
 
 
 def test_a_stage_whose_outputs_dvc_keeps_in_place_says_nothing_more():
-    from pipeline.errors import ConfigError
+    from pipeline.core.errors import ConfigError
 
     # field's scores are `persist: true` in dvc.yaml: DVC leaves them for the stage to replace.
     assert (
@@ -680,7 +681,7 @@ def test_a_stage_whose_outputs_dvc_keeps_in_place_says_nothing_more():
 
 
 def test_a_temporary_experiment_deletes_nothing_in_the_workspace_so_the_line_says_nothing_more(tmp_path, monkeypatch):
-    from pipeline.errors import ConfigError
+    from pipeline.core.errors import ConfigError
 
     copy = tmp_path / ".dvc" / "tmp" / "exps" / "standalone" / "tmpab12cd"  # where `dvc exp run --temp` runs
     copy.mkdir(parents=True)
@@ -691,7 +692,7 @@ def test_a_temporary_experiment_deletes_nothing_in_the_workspace_so_the_line_say
 def test_the_fake_tensorflow_catches_an_import(tmp_path):
     """The check above can fail: a stage that reaches TensorFlow leaves the marker."""
     shims = faults.shim_dir(tmp_path / "shim", fake_tensorflow=True)
-    code = "from pipeline.tf import tensorflow; tensorflow()"
+    code = "from pipeline.core.tf import tensorflow; tensorflow()"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, env=fault_env(shims), capture_output=True, text=True
     )
@@ -747,7 +748,7 @@ def test_a_bad_set_param_in_dvc_exp_run_names_the_commands_that_undo_it(built_re
 EVIL_MODEL = """
 import sys
 from pathlib import Path
-from pipeline.tf import keras
+from pipeline.core.tf import keras
 
 marker = Path(sys.argv[2])
 payload = lambda x: (marker.touch(), x)[1]  # what an attacker's function would do on load

@@ -15,8 +15,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from pipeline import datasets, fetch
-from pipeline.errors import DataError
+from pipeline.core import datasets
+from pipeline.core.errors import DataError
+from pipeline.train import fetch
 from tests.helpers.builders import idx_bytes, legacy_pickle, small_mnist, split_legacy
 from tests.helpers.faults import special_path
 from tests.helpers.repos import ROOT, env, set_params

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, TiffTags
 
-from pipeline import datasets
-from pipeline.errors import DataError
+from pipeline.core import datasets
+from pipeline.core.errors import DataError
 from pipeline.predict import images, normalise
 from pipeline.predict.images import ImageError
 from tests.helpers.builders import idx_bytes

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pipeline.errors import RevisionError
+from pipeline.core.errors import RevisionError
 from pipeline.review import history, revisions
 from tests.helpers.repos import ROOT, env
 from tests.helpers.revision_repos import commit, metrics, write_run
@@ -123,7 +123,7 @@ def test_unknown_revision_is_one_line(repo):
     with pytest.raises(RevisionError, match="unknown revision 'nope'"):
         history.main(["--rev", "nope"])
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.history", "--rev", "nope"],
+        [sys.executable, "-m", "pipeline.review.history", "--rev", "nope"],
         env=env(PYTHONPATH=str(ROOT)),
         capture_output=True,
         text=True,
@@ -133,9 +133,12 @@ def test_unknown_revision_is_one_line(repo):
 
 
 def run_history(*args: str) -> subprocess.CompletedProcess:
-    """`python -m pipeline.history` in the current directory, as a user runs it."""
+    """`python -m pipeline.review.history` in the current directory, as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.history", *args], env=env(PYTHONPATH=str(ROOT)), capture_output=True, text=True
+        [sys.executable, "-m", "pipeline.review.history", *args],
+        env=env(PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
     )
 
 

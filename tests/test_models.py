@@ -11,9 +11,11 @@ import zipfile
 import numpy as np
 import pytest
 
-from pipeline import artifacts, config, models, paths, training
-from pipeline.errors import DataError
-from pipeline.tf import keras
+from pipeline.core import artifacts, config, paths
+from pipeline.core.errors import DataError
+from pipeline.core.tf import keras
+from pipeline.predict import runners
+from pipeline.train import models, training
 from tests.helpers.repos import ROOT
 
 DEFAULTS = config.load(ROOT / "params.yaml").train
@@ -61,7 +63,7 @@ def test_saving_twice_gives_identical_bytes(model, tmp_path):
 
 def test_load_model_predicts_like_the_original(model, tmp_path):
     models.save_model(model, tmp_path / "model.keras")
-    loaded = models.load_model(tmp_path / "model.keras")
+    loaded = runners.load_model(tmp_path / "model.keras")
     images, _ = random_digits(8)
     assert weights_equal(model, loaded)
     np.testing.assert_array_equal(loaded.predict(images, verbose=0), model.predict(images, verbose=0))
@@ -69,13 +71,13 @@ def test_load_model_predicts_like_the_original(model, tmp_path):
 
 def test_load_model_of_a_missing_file(tmp_path):
     with pytest.raises(DataError, match=r"absent.keras: no such model$"):  # no dvc hint: not the pipeline's
-        models.load_model(tmp_path / "absent.keras")
+        runners.load_model(tmp_path / "absent.keras")
 
 
 def test_load_model_of_the_pipelines_missing_model_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DataError, match=r"^models/model.keras: no such model; build it with `dvc repro`"):
-        models.load_model(paths.MODEL)
+        runners.load_model(paths.MODEL)
 
 
 def cut_in_half(path):
@@ -104,7 +106,7 @@ def test_load_model_of_a_damaged_file_says_so_in_one_line(model, tmp_path, damag
     models.save_model(model, path)
     damage(path)
     with pytest.raises(DataError) as error:
-        models.load_model(path)
+        runners.load_model(path)
     assert str(error.value) == f"{path}: not a loadable Keras model (damaged or not a Keras file: {detail})"
 
 
@@ -113,7 +115,7 @@ def test_load_model_of_the_repos_damaged_model_says_how_to_restore_it(model, tmp
     models.save_model(model, paths.MODEL)
     cut_in_half(paths.MODEL)
     with pytest.raises(DataError) as error:
-        models.load_model(paths.MODEL)
+        runners.load_model(paths.MODEL)
     assert str(error.value) == (
         "models/model.keras: not a loadable Keras model (damaged or not a Keras file: not a zip archive); "
         "restore it with `dvc checkout --force models/model.keras` or rebuild it with `dvc repro`"
@@ -122,9 +124,9 @@ def test_load_model_of_the_repos_damaged_model_says_how_to_restore_it(model, tmp
 
 def test_load_model_of_a_path_that_is_no_file_names_what_it_is(tmp_path):
     with pytest.raises(DataError, match=r"^/dev/null: not a regular file \(a device\)$"):
-        models.load_model("/dev/null")
+        runners.load_model("/dev/null")
     with pytest.raises(DataError, match=f"^{re.escape(str(tmp_path))}: is a folder, not a file$"):
-        models.load_model(tmp_path)
+        runners.load_model(tmp_path)
 
 
 def wrong_model(inputs: tuple[int, ...], outputs: int):
@@ -148,13 +150,13 @@ def test_load_model_refuses_a_model_of_the_wrong_shape(tmp_path, name):
     path = tmp_path / "bad.keras"
     models.save_model(wrong_model(inputs, outputs), path)
     with pytest.raises(DataError) as error:
-        models.load_model(path)
+        runners.load_model(path)
     assert str(error.value) == f"{path}: expected a model from 28x28 images to 10 digit probabilities, got {has}"
 
 
 def test_load_model_accepts_images_with_a_channel_axis(tmp_path):
     models.save_model(wrong_model((28, 28, 1), 10), tmp_path / "channel.keras")
-    assert models.load_model(tmp_path / "channel.keras").input_shape == (None, 28, 28, 1)
+    assert runners.load_model(tmp_path / "channel.keras").input_shape == (None, 28, 28, 1)
 
 
 def test_evaluate_refuses_a_model_of_the_wrong_shape_before_predicting(tmp_path, monkeypatch):
@@ -193,7 +195,7 @@ def test_load_model_refuses_code(tmp_path):
     unsafe = keras().Sequential([keras().Input(shape=(2,)), layers.Lambda(lambda x: x * 2)])
     unsafe.save(tmp_path / "unsafe.keras")
     with pytest.raises(DataError, match="not a loadable Keras model .*Lambda"):
-        models.load_model(tmp_path / "unsafe.keras")
+        runners.load_model(tmp_path / "unsafe.keras")
 
 
 def test_fit_returns_one_history_row_per_epoch():
@@ -265,8 +267,9 @@ def test_multiply_adds_grow_with_width_as_the_square_of_the_inner_layers():
 
 SAVE_IN_A_NEW_PROCESS = """
 import dataclasses, sys
-from pipeline import config, models
-from pipeline.tf import make_deterministic
+from pipeline.core import config
+from pipeline.train import models
+from pipeline.core.tf import make_deterministic
 make_deterministic(7)
 params = dataclasses.replace(config.load().train, model=sys.argv[1], ensemble=int(sys.argv[2]))
 models.save_model(models.build_model(params), sys.argv[3])
@@ -281,7 +284,7 @@ def test_same_weights_give_the_same_bytes_in_separate_processes(name, ensemble, 
         command = [sys.executable, "-c", SAVE_IN_A_NEW_PROCESS, name, str(ensemble), str(tmp_path / output)]
         subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
     assert (tmp_path / "first.keras").read_bytes() == (tmp_path / "second.keras").read_bytes()
-    assert models.load_model(tmp_path / "first.keras").count_params() > 0
+    assert runners.load_model(tmp_path / "first.keras").count_params() > 0
 
 
 @pytest.mark.parametrize("name", ["cnn", "deep_cnn"])
@@ -296,7 +299,7 @@ def test_conv_nets_train_with_every_option_and_reload(tmp_path, name):
     models.save_model(model, tmp_path / "again.keras")
     assert (tmp_path / f"{name}.keras").read_bytes() == (tmp_path / "again.keras").read_bytes()
     # Compiled as saved: the smoothed loss and the warm-up schedule come back in safe mode.
-    reloaded = models.load_model(tmp_path / f"{name}.keras")
+    reloaded = runners.load_model(tmp_path / f"{name}.keras")
     assert reloaded.loss.label_smoothing == 0.1
     assert reloaded.optimizer.learning_rate is not None
     np.testing.assert_array_equal(reloaded.predict(images, verbose=0), model.predict(images, verbose=0))
@@ -362,7 +365,7 @@ def test_an_ensembles_members_are_the_networks_single_runs_of_their_seeds_train(
         models.save_model(single, tmp_path / f"single{number}.keras")
     singles_size = sum((tmp_path / f"single{number}.keras").stat().st_size for number in range(2))
     assert (tmp_path / "ensemble.keras").stat().st_size < 1.05 * singles_size
-    reloaded = models.load_model(tmp_path / "ensemble.keras")
+    reloaded = runners.load_model(tmp_path / "ensemble.keras")
     np.testing.assert_array_equal(reloaded.predict(images, verbose=0), ensemble.predict(images, verbose=0))
     assert type(reloaded.optimizer).__name__ == "Adam"
     loss, accuracy = reloaded.evaluate(images, labels, verbose=0)
@@ -378,7 +381,7 @@ def test_member_seeds_differ_across_the_benchmark_seeds_and_stay_in_range():
 
 IMPORT_KERAS = """
 import sys
-from pipeline.tf import keras
+from pipeline.core.tf import keras
 keras()
 print(sorted({"sklearn", "matplotlib"} & set(sys.modules)))
 import matplotlib.pyplot, sklearn.metrics

@@ -36,8 +36,8 @@ from selenium.webdriver.common.actions.pointer_input import PointerInput
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from pipeline import export
 from pipeline.serve.app import STATIC
+from pipeline.train import export
 from tests.helpers.faults import Started
 from tests.helpers.glyphs import glyph, template_model
 from tests.helpers.repos import ROOT, env

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import plots
+from pipeline.train import plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LEARNING_CURVE = [

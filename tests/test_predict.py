@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from pipeline import cli, export, models, paths
-from pipeline.errors import DataError
-from pipeline.litert import LiteRTModel
+from pipeline.core import cli, paths
+from pipeline.core.errors import DataError
 from pipeline.predict import Prediction, Predictor, command, predictor
+from pipeline.predict.runners import LiteRTModel
+from pipeline.train import export, models
 from tests.helpers.faults import Started
 from tests.helpers.glyphs import glyph, template_model
 from tests.helpers.repos import ROOT, env
@@ -296,7 +297,7 @@ def test_other_formats_and_folders_name_the_formats_model_takes(tmp_path, digits
 
 
 def test_model_that_would_run_code_on_load_is_refused(tmp_path, digits_dir, capsys):
-    from pipeline.tf import keras
+    from pipeline.core.tf import keras
 
     evil = keras().Sequential([keras().Input(shape=(28, 28)), keras().layers.Lambda(lambda x: x * 2)])
     path = tmp_path / "evil.keras"
@@ -421,7 +422,7 @@ def test_an_empty_path_is_an_error_not_the_current_folder(model_path, digits_dir
 
 def nan_model():
     """A model of the right shape whose weights are NaN: every probability it gives is NaN."""
-    from pipeline.tf import keras
+    from pipeline.core.tf import keras
 
     model = keras().Sequential(
         [keras().Input(shape=(28, 28)), keras().layers.Flatten(), keras().layers.Dense(10, activation="softmax")]
@@ -534,7 +535,7 @@ def test_the_litert_path_never_imports_tensorflow(repo_models, litert_path, digi
 
 def wrong_shape_litert() -> bytes:
     """A LiteRT model from 28x28 images to 5 outputs, not 10."""
-    from pipeline.tf import keras
+    from pipeline.core.tf import keras
 
     layers = keras().layers
     five = keras().Sequential([keras().Input(shape=(28, 28)), layers.Flatten(), layers.Dense(5, activation="softmax")])

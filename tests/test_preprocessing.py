@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pipeline import preprocessing
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
+from pipeline.train import preprocessing
 from tests.helpers.builders import small_mnist
 
 CLASS_COUNTS = {0: 100, 1: 50, 2: 200, 3: 7, 4: 13}

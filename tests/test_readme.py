@@ -23,7 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from pipeline import config, recipes
+from pipeline.core import config
+from pipeline.review import recipes
 from tests.helpers.markdown import code_blocks, outside_code_blocks, section
 from tests.helpers.repos import BIN, ROOT, env
 
@@ -34,7 +35,7 @@ README_MAX_LINES = 200
 RESULTS = ROOT / "benchmarks" / "results.txt"
 PARAMS = ROOT / "params.yaml"
 RECIPES = ROOT / "recipes.yaml"
-RECIPE_COMMAND = "python -m pipeline.recipes"
+RECIPE_COMMAND = "python -m pipeline.review.recipes"
 OPTION_PREFIX = "train."  # the table's options column is headed `-S train.…`
 
 
@@ -203,7 +204,7 @@ def dvc_applies(tmp_path: Path, overrides: list[str]) -> list[dict]:
 
 def recipe_bullets() -> dict[str, str]:
     """docs/experiments.md's Results section: its `- **label**: `dvc exp run ...`` (or
-    `python -m pipeline.recipes NAME`) lines: label -> the line."""
+    `python -m pipeline.review.recipes NAME`) lines: label -> the line."""
     bullets = {}
     for line in section(EXPERIMENTS.read_text(), "Results").splitlines():
         match = re.match(r"- \*\*(.+?)\*\*", line)

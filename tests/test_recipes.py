@@ -1,5 +1,5 @@
 """Named recipes (recipes.yaml): each a full, valid train section, run as a DVC experiment by
-`python -m pipeline.recipes NAME` with every value visible to `dvc exp show`."""
+`python -m pipeline.review.recipes NAME` with every value visible to `dvc exp show`."""
 
 import dataclasses
 import os
@@ -13,8 +13,9 @@ from dvc.utils.hydra import to_hydra_overrides
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline import config, recipes
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.core import config
+from pipeline.core.errors import ConfigError, PipelineError
+from pipeline.review import recipes
 from tests.helpers import experiments
 from tests.helpers.repos import ROOT, env, run
 
@@ -55,7 +56,7 @@ def test_an_unknown_recipe_names_the_known_ones():
 
 def test_the_command_refuses_an_unknown_recipe_in_one_line_without_running_dvc():
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.recipes", "cnn_fats"], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "pipeline.review.recipes", "cnn_fats"], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 1
     assert result.stderr == "error: recipes.yaml: no recipe 'cnn_fats' (known: cnn_fast, cnn_aug, cnn_best)\n"
@@ -63,7 +64,7 @@ def test_the_command_refuses_an_unknown_recipe_in_one_line_without_running_dvc()
 
 
 def test_without_a_name_the_command_lists_the_recipes_and_their_values():
-    result = subprocess.run([sys.executable, "-m", "pipeline.recipes"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "pipeline.review.recipes"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0
     lines = result.stdout.splitlines()
     assert [line.split(":")[0] for line in lines] == ["cnn_fast", "cnn_aug", "cnn_best"]
@@ -110,7 +111,7 @@ def test_every_value_is_written_so_dvc_reads_back_the_same_value_and_type(value)
 @pytest.mark.slow
 def test_a_recipe_runs_as_an_experiment_whose_params_show_every_value(pipeline_repo):
     # The shrunken pipeline's data, one short epoch: what is checked is where the values land.
-    command = [sys.executable, "-m", "pipeline.recipes", "cnn_fast", "-S", "train.epochs=1", "-n", "fast"]
+    command = [sys.executable, "-m", "pipeline.review.recipes", "cnn_fast", "-S", "train.epochs=1", "-n", "fast"]
     result = run(command, cwd=pipeline_repo)
     assert result.stdout.splitlines()[0].startswith("dvc exp run -S train.model=cnn -S train.width=1")
     shown = experiments.params(experiments.show(pipeline_repo)["fast"])["train"]
@@ -143,7 +144,7 @@ def test_without_an_activated_venv_the_recipe_runs_this_venvs_dvc_and_its_stages
 def test_without_an_activated_venv_the_command_reaches_dvc_instead_of_a_traceback(tmp_path):
     # Outside a DVC repository, dvc itself refuses: what matters is that it was found and ran.
     shutil.copy(RECIPES, tmp_path / "recipes.yaml")
-    command = [sys.executable, "-m", "pipeline.recipes", "cnn_fast"]
+    command = [sys.executable, "-m", "pipeline.review.recipes", "cnn_fast"]
     environment = {**os.environ, "PATH": WITHOUT_VENV, "PYTHONPATH": str(ROOT), "DVC_NO_ANALYTICS": "1"}
     result = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True)
     assert "Traceback" not in result.stderr and "FileNotFoundError" not in result.stderr
@@ -171,7 +172,7 @@ def test_without_an_activated_venv_a_recipes_stages_run_in_this_python(tmp_path)
     run(["git", "add", "-A"], cwd=tmp_path)
     run(["git", "commit", "-qm", "toy"], cwd=tmp_path)
     environment = {**env(), "PATH": WITHOUT_VENV, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "pipeline.recipes", "cnn_fast", "--temp"]
+    command = [sys.executable, "-m", "pipeline.review.recipes", "cnn_fast", "--temp"]
     result = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     run(

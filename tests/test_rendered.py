@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from pipeline import rendered
 from pipeline.predict.normalise import to_mnist
+from pipeline.train import rendered
 from tests.test_config import changed as changed_params
 from tests.test_config import error_for
 from tests.test_render import STROKES, digit

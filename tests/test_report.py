@@ -13,7 +13,7 @@ import sys
 import pytest
 from PIL import Image
 
-from pipeline.errors import CheckFailed, DataError, RevisionError
+from pipeline.core.errors import CheckFailed, DataError, RevisionError
 from pipeline.review import report
 from tests.helpers.repos import ROOT, env, run, set_params
 from tests.helpers.revision_repos import commit, metrics, write_run
@@ -163,7 +163,7 @@ def test_unknown_revision_is_one_line_and_exit_1(two_commits):
     with pytest.raises(RevisionError, match="unknown revision 'no-such-branch'"):
         report.main(["--base", "no-such-branch"])
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.report", "--base", "no-such-branch"],
+        [sys.executable, "-m", "pipeline.review.report", "--base", "no-such-branch"],
         cwd=two_commits,
         env=env(PYTHONPATH=str(ROOT)),  # the temporary repo has no pipeline/ of its own
         capture_output=True,
@@ -213,7 +213,7 @@ def test_out_that_is_a_file_is_one_line_and_nothing_written(two_commits):
     (two_commits / "R").write_text("a file\n")
     before = sorted(two_commits.rglob("*"))
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.report", "--base", "HEAD~1", "--head", "HEAD", "--out", "R"],
+        [sys.executable, "-m", "pipeline.review.report", "--base", "HEAD~1", "--head", "HEAD", "--out", "R"],
         cwd=two_commits,
         env=env(PYTHONPATH=str(ROOT)),
         capture_output=True,
@@ -245,7 +245,7 @@ def test_report_on_two_real_runs(pipeline_repo):
     delta = report.signed(new - old)
     assert delta[0] == ("+" if new > old else "-")
 
-    result = run(["python", "-m", "pipeline.report", "--base", "HEAD~1", "--out", "R"], cwd=pipeline_repo)
+    result = run(["python", "-m", "pipeline.review.report", "--base", "HEAD~1", "--out", "R"], cwd=pipeline_repo)
     assert "wrote R/report.md and 6 figures" in result.stdout
     text = (pipeline_repo / "R/report.md").read_text()
     assert f"## Test accuracy: {old} → {new} ({delta})" in text
@@ -260,17 +260,32 @@ def test_report_on_two_real_runs(pipeline_repo):
 
     # The gate, both ways round: reverting to the tiny rate loses far more than half a point.
     drop = run(
-        ["python", "-m", "pipeline.report", "--base", "HEAD", "--head", "HEAD~1", "--out", "R", "--max-drop", "0.005"],
+        [
+            "python",
+            "-m",
+            "pipeline.review.report",
+            "--base",
+            "HEAD",
+            "--head",
+            "HEAD~1",
+            "--out",
+            "R",
+            "--max-drop",
+            "0.005",
+        ],
         cwd=pipeline_repo,
         check=False,
     )
     assert drop.returncode == 1 and "Traceback" not in drop.stderr
     assert drop.stderr.startswith("error: test accuracy") and drop.stderr.count("\n") == 1
     assert "**Accuracy check FAILED**" in (pipeline_repo / "R/report.md").read_text()
-    run(["python", "-m", "pipeline.report", "--base", "HEAD~1", "--out", "R", "--max-drop", "0.005"], cwd=pipeline_repo)
+    run(
+        ["python", "-m", "pipeline.review.report", "--base", "HEAD~1", "--out", "R", "--max-drop", "0.005"],
+        cwd=pipeline_repo,
+    )
 
     # The first commit of the fixture predates any run: no baseline, head figures only.
-    run(["python", "-m", "pipeline.report", "--base", "HEAD~2", "--out", "first"], cwd=pipeline_repo)
+    run(["python", "-m", "pipeline.review.report", "--base", "HEAD~2", "--out", "first"], cwd=pipeline_repo)
     first = (pipeline_repo / "first/report.md").read_text()
     assert "## No baseline metrics at `HEAD~2`" in first
     assert sorted(p.name for p in (pipeline_repo / "first").glob("*.png")) == [

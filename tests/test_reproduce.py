@@ -80,9 +80,9 @@ def test_uptodate_tells_stale_results_from_absent_data(published, tmp_path):
     clone = tmp_path / "E"
     run(["git", "clone", "-q", str(published), str(clone)], cwd=tmp_path)
     assert dvc_status(clone) != {}  # every cached output is missing here...
-    run(["python", "-m", "pipeline.uptodate"], cwd=clone)  # ...which is not a change
+    run(["python", "-m", "pipeline.review.uptodate"], cwd=clone)  # ...which is not a change
     set_params(clone, **{"train.epochs": 2})
-    result = run(["python", "-m", "pipeline.uptodate"], cwd=clone, check=False)
+    result = run(["python", "-m", "pipeline.review.uptodate"], cwd=clone, check=False)
     assert result.returncode == 1
     assert result.stderr.startswith("error: out of date, run `dvc repro` and commit dvc.lock and metrics/")
     assert "train: params.yaml:train modified" in result.stderr and "plot" not in result.stderr

@@ -27,7 +27,7 @@ RUNTIME_CODE, DEV_CODE = ("pipeline", "stages"), ("tests", "benchmarks")
 DISTRIBUTION_OF_MODULE = {"PIL": "pillow", "yaml": "pyyaml", "sklearn": "scikit-learn", "ruamel": "ruamel.yaml"}
 NOT_IMPORTED = {  # pins that no code imports, and why they are there all the same
     "h5py": "Keras writes the weights inside models/model.keras with it",
-    "dvc": "runs the pipeline; pipeline.uptodate and pipeline.report call its CLI",
+    "dvc": "runs the pipeline; pipeline.review.uptodate and pipeline.review.report call its CLI",
     "python-multipart": "FastAPI (Starlette) parses the service's multipart uploads with it",
     "dvc-s3": "dvc push and pull to S3-compatible remotes through it",
     "moto": "the tests run its S3 server as a process",

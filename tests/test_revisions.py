@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.errors import RevisionError
+from pipeline.core.errors import RevisionError
 from pipeline.review import revisions
 from tests.helpers.revision_repos import commit
 

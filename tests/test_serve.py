@@ -19,11 +19,11 @@ import psutil
 import pytest
 from fastapi.testclient import TestClient
 
-from pipeline import export
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from pipeline.predict import Predictor, command, normalise
 from pipeline.serve import app as service
 from pipeline.serve import server as serve_main
+from pipeline.train import export
 from tests.helpers.builders import png_claiming
 from tests.helpers.faults import Started
 from tests.helpers.glyphs import glyph, template_model

@@ -15,11 +15,11 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from pipeline import export
 from pipeline.predict import Predictor, images
 from pipeline.predict.predictor import Upload
 from pipeline.serve import app as service
 from pipeline.serve import decoders
+from pipeline.train import export
 from tests.helpers import crafted
 from tests.helpers.glyphs import glyph, template_model
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from pipeline import export, paths
+from pipeline.core import paths
 from pipeline.predict import Predictor
 from pipeline.serve import app as service
+from pipeline.train import export
 from tests.helpers.glyphs import shifted_model, template_model
 
 EXPORT_SCORES = {"litert_float32": {"test_accuracy": 0.97}, "litert_int8": {"test_accuracy": 0.96}}

@@ -8,9 +8,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from pipeline import export
 from pipeline.predict import Predictor
 from pipeline.serve import app as service
+from pipeline.train import export
 from tests.helpers.builders import png_claiming
 from tests.helpers.glyphs import glyph, template_model
 

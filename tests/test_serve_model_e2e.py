@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipeline import paths
+from pipeline.core import paths
 from tests.helpers.faults import Started
 from tests.helpers.repos import GIT_IDENTITY, env, make_pipeline_repo, run, set_params
 

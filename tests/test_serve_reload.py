@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from pipeline import export
 from pipeline.predict import Predictor
 from pipeline.serve import app as service
+from pipeline.train import export
 from tests.helpers.glyphs import glyph, shifted_model, template_model
 
 

@@ -9,8 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline import config, training
-from pipeline.tf import make_deterministic
+from pipeline.core import config
+from pipeline.core.tf import make_deterministic
+from pipeline.train import training
 from tests.helpers.repos import ROOT
 
 PARAMS = dataclasses.replace(config.load(ROOT / "params.yaml").train, epochs=3, batch_size=10)
@@ -276,9 +277,10 @@ def test_choose_devices(setting, devices, expected):
 MIRRORED = """
 import dataclasses, json, sys
 import numpy as np
-from pipeline import config, training
-from pipeline.tf import make_deterministic
-from pipeline.tf import tensorflow
+from pipeline.core import config
+from pipeline.train import training
+from pipeline.core.tf import make_deterministic
+from pipeline.core.tf import tensorflow
 tf = tensorflow()
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)

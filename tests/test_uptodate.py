@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import CheckFailed
+from pipeline.core.errors import CheckFailed
 from pipeline.review import uptodate
 from tests.helpers.repos import ROOT, dvc_status, env, run
 
@@ -29,12 +29,12 @@ def test_absent_data_is_not_a_change():
 def test_changed_code_params_command_and_tracked_outputs_are():
     status = {
         **NOT_PULLED,
-        "train": [{"changed deps": {"data/prepared/train.npz": "deleted", "pipeline/training.py": "modified"}}],
+        "train": [{"changed deps": {"data/prepared/train.npz": "deleted", "pipeline/train/training.py": "modified"}}],
         "plot": [{"changed deps": {"params.yaml": {"plot": "modified"}}}, "changed command"],
         "evaluate": [{"changed outs": {"metrics/metrics.json": "modified"}}],
     }
     assert uptodate.stale(status) == {
-        "train": ["pipeline/training.py modified"],
+        "train": ["pipeline/train/training.py modified"],
         "plot": ["params.yaml:plot modified", "changed command"],
         "evaluate": ["metrics/metrics.json modified"],
     }
@@ -140,7 +140,7 @@ def test_real_dvc_status_of_a_clone_without_data_or_without_its_metrics(unpulled
         ],
         "plot": ["metrics/learning_curve.csv deleted", "metrics/predictions.csv deleted"],
     }
-    command = [sys.executable, "-m", "pipeline.uptodate"]
+    command = [sys.executable, "-m", "pipeline.review.uptodate"]
     result = subprocess.run(command, cwd=unpulled_clone, env=env(PYTHONPATH=str(ROOT)), capture_output=True, text=True)
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith("error: out of date, run `dvc repro`") and result.stderr.count("\n") == 1
@@ -184,10 +184,10 @@ def test_cached_outputs_that_only_differ_from_dvc_lock_are_to_check_out_not_to_r
 def test_a_changed_output_of_a_stale_stage_or_a_dep_no_stage_reports_is_to_rebuild():
     stale_train = {
         **EXPORT_CHECKED_OUT,
-        "train": [{"changed deps": {"pipeline/training.py": "modified"}}, *CHECKED_OUT["train"]],
+        "train": [{"changed deps": {"pipeline/train/training.py": "modified"}}, *CHECKED_OUT["train"]],
     }
     assert uptodate.stale(stale_train) == {
-        "train": ["pipeline/training.py modified", "models/model.keras modified"],
+        "train": ["pipeline/train/training.py modified", "models/model.keras modified"],
         "evaluate": ["models/model.keras modified"],  # its model comes from a stale stage...
         "export": [
             "models/model.keras modified",
@@ -243,7 +243,7 @@ def test_real_outputs_checked_out_from_another_run_name_dvc_checkout_which_fixes
     run(["git", "checkout", "--", "dvc.lock", "params.yaml", "metrics/"], cwd=tmp_path)
 
     def verdict() -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "pipeline.uptodate"]
+        command = [sys.executable, "-m", "pipeline.review.uptodate"]
         return subprocess.run(command, cwd=tmp_path, env=env(PYTHONPATH=str(ROOT)), capture_output=True, text=True)
 
     result = verdict()

@@ -93,10 +93,10 @@ def test_pulls_only_with_a_credential_then_reproduces_and_checks_status():
         position(command)
         for command in (
             "dvc pull",
-            "python -m pipeline.uptodate",
+            "python -m pipeline.review.uptodate",
             "dvc repro",
             "status=$(dvc status --json)",
-            "python -m pipeline.report",
+            "python -m pipeline.review.report",
         )
     ]
     assert order == sorted(order) and len(set(order)) == len(order)
@@ -104,15 +104,15 @@ def test_pulls_only_with_a_credential_then_reproduces_and_checks_status():
 
 
 def test_report_step_uses_only_flags_the_cli_has():
-    report_step = step(runs="python -m pipeline.report")
-    (line,) = [ln for ln in report_step["run"].splitlines() if "python -m pipeline.report" in ln]
+    report_step = step(runs="python -m pipeline.review.report")
+    (line,) = [ln for ln in report_step["run"].splitlines() if "python -m pipeline.review.report" in ln]
     words = command_line(line, report_step.get("env", {}))
-    assert words[:3] == ["python", "-m", "pipeline.report"]
+    assert words[:3] == ["python", "-m", "pipeline.review.report"]
     help_text = subprocess.run(
-        [sys.executable, "-m", "pipeline.report", "--help"], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "pipeline.review.report", "--help"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     for flag in (word.split("=")[0] for word in words[3:] if word.startswith("--")):
-        assert re.search(rf"(^|\s){re.escape(flag)}\b", help_text), f"{flag} is not an option of pipeline.report"
+        assert re.search(rf"(^|\s){re.escape(flag)}\b", help_text), f"{flag} is not an option of pipeline.review.report"
     args = report.parse_args(words[3:])
     assert args.base == "origin/main" and args.max_drop == 0.005  # base branch from the PR, margin from vars
     assert "github.base_ref" in report_step["env"]["BASE"]
@@ -126,7 +126,7 @@ def test_one_sticky_comment_found_by_the_reports_marker():
     assert f"'{report.MARKER}'" in script and f"'{report.FIGURES_MARKER}'" in script
     assert "updateComment" in script and "createComment" in script
     upload = step(uses="actions/upload-artifact@")
-    out = shlex.split(step(runs="python -m pipeline.report")["run"])
+    out = shlex.split(step(runs="python -m pipeline.review.report")["run"])
     assert upload["with"]["path"].rstrip("/") == out[out.index("--out") + 1]
     assert "report/report.md" in script
 

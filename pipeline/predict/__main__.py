@@ -1,6 +1,6 @@
 """`python -m pipeline.predict`: the command is pipeline/predict/command.py."""
 
-from pipeline import cli
+from pipeline.core import cli
 from pipeline.predict.command import main
 
 if __name__ == "__main__":

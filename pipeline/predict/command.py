@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline import paths
-from pipeline.artifacts import atomic_path, output_folder
-from pipeline.datasets import NUM_CLASSES
-from pipeline.errors import DataError, PipelineError
+from pipeline.core import cli, paths
+from pipeline.core.artifacts import atomic_path, output_folder
+from pipeline.core.datasets import NUM_CLASSES
+from pipeline.core.errors import DataError, PipelineError
 from pipeline.predict.images import SUFFIXES, image_files
 from pipeline.predict.predictor import Prediction, Predictor, one_line
 
@@ -72,26 +72,11 @@ def describe(prediction: Prediction, top: int) -> str:
 
 
 def as_json(prediction: Prediction, top: int, saved: Path | None = None) -> str:
-    """The `--json` line: `as_record` as JSON (never NaN), and `saved`, the 28x28 file, if any."""
-    record = as_record(prediction, top)
+    """The `--json` line: `Prediction.record` as JSON (never NaN), and `saved`, the 28x28 file, if any."""
+    record = prediction.record(top)
     if saved is not None:
         record["saved"] = str(saved)
     return json.dumps(record, allow_nan=False)
-
-
-def as_record(prediction: Prediction, top: int) -> dict:
-    """path, digit, confidence, probabilities (and the `top` K when K > 1); or path and error."""
-    if prediction.error:
-        return {"path": prediction.source, "error": prediction.error}
-    record = {
-        "path": prediction.source,
-        "digit": prediction.digit,
-        "confidence": round(prediction.confidence, 6),
-        "probabilities": [round(float(p), 6) for p in prediction.probabilities],
-    }
-    if top > 1:
-        record["top"] = [{"digit": d, "probability": round(p, 6)} for d, p in prediction.ranked[:top]]
-    return record
 
 
 def output_name(file: Path) -> str:
@@ -156,31 +141,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.predict", description="Predict the handwritten digit in each image."
     )
-    # type=path_argument: an empty argument is an error, not the current directory
+    # type=cli.path_argument: an empty argument is an error, not the current directory
     inputs_help = "image files, or directories of images"
-    parser.add_argument("inputs", nargs="+", type=path_argument, metavar="IMAGE_OR_DIR", help=inputs_help)
+    parser.add_argument("inputs", nargs="+", type=cli.path_argument, metavar="IMAGE_OR_DIR", help=inputs_help)
     model_help = (
         f"a .tflite (LiteRT) or .keras model (default: {paths.LITERT_FLOAT32} if the export stage "
         f"has made it, else {paths.MODEL})"
     )
     # No default here: Predictor.from_path(None) chooses, so the command and the API choose alike.
-    parser.add_argument("--model", type=path_argument, metavar="PATH", help=model_help)
+    parser.add_argument("--model", type=cli.path_argument, metavar="PATH", help=model_help)
     parser.add_argument("--top", type=int, default=1, metavar="K", help="show the K most likely digits")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     saved_help = f"write the 28x28 image the model saw as DIR/<name>-<hash>{SAVED_SUFFIX}; never overwrites"
-    parser.add_argument("--save-preprocessed", type=path_argument, metavar="DIR", help=saved_help)
+    parser.add_argument("--save-preprocessed", type=cli.path_argument, metavar="DIR", help=saved_help)
     args = parser.parse_args(argv)
     if not 1 <= args.top <= NUM_CLASSES:
         parser.error(f"--top must be between 1 and {NUM_CLASSES}, got {args.top}")
     return args
-
-
-def path_argument(text: str) -> Path:
-    """A path from the command line; an empty one is a mistake (a variable that expanded to
-    nothing?), not the current directory, which is what Path("") means."""
-    if not text:
-        raise argparse.ArgumentTypeError("an empty path (a variable that expanded to nothing?)")
-    return Path(text)
 
 
 def main(argv: list[str] | None = None) -> int:

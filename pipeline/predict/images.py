@@ -13,8 +13,8 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
-from pipeline.datasets import path_problem, scale
-from pipeline.errors import ImageError
+from pipeline.core.datasets import path_problem, scale
+from pipeline.core.errors import ImageError
 
 # Only these decoders are ever run on an input: fewer parsers exposed to untrusted bytes.
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")

@@ -11,8 +11,8 @@ from PIL import Image
 from scipy import ndimage
 from scipy.spatial import ConvexHull
 
-from pipeline.datasets import IMAGE_SHAPE
-from pipeline.errors import ImageError
+from pipeline.core.datasets import IMAGE_SHAPE
+from pipeline.core.errors import ImageError
 
 BOX = 20
 # Work at most at this size: enough for a digit, and bounded time for any photo.

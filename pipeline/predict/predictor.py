@@ -20,18 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import paths
-from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES
-from pipeline.errors import DataError, PipelineError
-from pipeline.litert import LiteRTModel
-from pipeline.models import INFERENCE_BATCH
+from pipeline.core import paths
+from pipeline.core.errors import DataError, PipelineError
 from pipeline.predict.images import from_array, load_gray, load_gray_bytes, to_gray
 from pipeline.predict.normalise import to_mnist
+from pipeline.predict.runners import KERAS, LITERT, KerasModel, LiteRTModel, as_digits
 
 CHUNK = 256  # images read and classified together
 NON_FINITE = "the model gave non-finite probabilities (NaN weights?)"
-# The two forms a Predictor runs; `Predictor.format` says which, e.g. for a service to report.
-LITERT, KERAS = "litert", "keras"
 LITERT_SUFFIX, KERAS_SUFFIX = ".tflite", ".keras"
 # Said with every refused format: what to give instead. The SavedModel is TF Serving's, not ours.
 FORMATS = f"--model takes a {KERAS_SUFFIX} or {LITERT_SUFFIX} file, e.g. {paths.LITERT_FLOAT32}"
@@ -59,6 +55,21 @@ class Prediction:
     def confidence(self) -> float:
         return float(np.max(self.probabilities))
 
+    def record(self, top: int = 1) -> dict:
+        """As JSON (`predict --json`, the service): path, digit, confidence, probabilities (and
+        the `top` K when K > 1); or path and error."""
+        if self.error:
+            return {"path": self.source, "error": self.error}
+        record = {
+            "path": self.source,
+            "digit": self.digit,
+            "confidence": round(self.confidence, 6),
+            "probabilities": [round(float(p), 6) for p in self.probabilities],
+        }
+        if top > 1:
+            record["top"] = [{"digit": d, "probability": round(p, 6)} for d, p in self.ranked[:top]]
+        return record
+
 
 @dataclass(frozen=True)
 class Upload:
@@ -72,30 +83,21 @@ class Predictor:
     """A trained model plus MNIST's normalisation: images in, digits out."""
 
     def __init__(self, model: Any, source: str | None = None) -> None:
-        """`model`: a Keras model or a LiteRTModel; `source`: the file it came from, if any."""
-        self.model = model
-        self.format = LITERT if isinstance(model, LiteRTModel) else KERAS
-        self.source = source if source is not None else getattr(model, "source", None)
+        """`model`: a runner (runners.py), or a Keras model to run in one; `source`: its file, if any."""
+        self.model = model if isinstance(model, (LiteRTModel, KerasModel)) else KerasModel(model)
+        self.format = self.model.format  # LITERT or KERAS
+        self.source = source if source is not None else self.model.source
 
     @classmethod
     def from_path(cls, path: str | Path | None = None) -> "Predictor":
         """The model at `path` (`.tflite`: LiteRT, `.keras`: Keras); with none, `default_model()`."""
         path = Path(path) if path is not None else default_model()
-        if model_format(path) == LITERT:
-            return cls(LiteRTModel.from_path(path), str(path))
-        from pipeline.models import load_model  # imports TensorFlow: only when a Keras model is asked for
-
-        return cls(load_model(path), str(path))
+        runner = LiteRTModel if model_format(path) == LITERT else KerasModel  # Keras imports TensorFlow
+        return cls(runner.from_path(path), str(path))
 
     def probabilities(self, digits: np.ndarray) -> np.ndarray:
         """Class probabilities for MNIST-form digits (N x 28 x 28 in [0, 1])."""
-        digits = np.asarray(digits, dtype=np.float32).reshape(-1, *IMAGE_SHAPE)
-        if self.format == LITERT:
-            return self.model(digits)  # it batches by INFERENCE_BATCH itself
-        # Calling the model directly: `model.predict` sets up a whole input pipeline per call.
-        batch = INFERENCE_BATCH
-        parts = [self.model(digits[i : i + batch], training=False) for i in range(0, len(digits), batch)]
-        return np.concatenate([np.asarray(p) for p in parts]) if parts else np.zeros((0, NUM_CLASSES), np.float32)
+        return self.model(as_digits(digits))
 
     def predict(self, images: Iterable[Any]) -> list[Prediction]:
         """Predict file paths, Uploads (bytes), PIL images or arrays; a bad input gets a Prediction with `error`."""
@@ -152,11 +154,10 @@ def _saved_model(path: Path) -> bool:
 def default_model() -> Path:
     """The LiteRT float32 model if the export stage has made it, else the Keras model.
 
-    float32, not int8: it gives the Keras model's digit on 100% of the test set, int8 on 99.86%
-    (metrics/export.json; on the realistic photos of benchmarks/predict.py 100% and 99.83%);
-    int8 is a `--model` away. A LiteRT file that is there but broken (a dangling DVC link, a
-    damaged copy) is reported, not skipped: a silent fall back to Keras would hide it behind a
-    slow start.
+    float32, not int8: its digits agree with the Keras model's more often (`agreement` in
+    metrics/export.json; on photos, benchmarks/predict.py); int8 is a `--model` away. A LiteRT
+    file that is there but broken (a dangling DVC link, a damaged copy) is reported, not
+    skipped: a silent fall back to Keras would hide it behind a slow start.
     """
     return paths.LITERT_FLOAT32 if os.path.lexists(paths.LITERT_FLOAT32) else paths.MODEL
 

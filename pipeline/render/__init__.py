@@ -9,7 +9,7 @@ Each source stands for a family of real input (its module says which, and why):
 - `app_exports` (exports.py): what drawing apps and imaging tools write: shapes in alpha
   only, inverted palettes, 16- and 12-bit PNGs.
 
-Only MNIST's test split is ever rendered (`pipeline.field` chooses the digits), so no digit
+Only MNIST's test split is ever rendered (`pipeline.train.field` chooses the digits), so no digit
 the model trained on can leak in. Every renderer draws its randomness from the generator it is
 given and Pillow's encoders are deterministic: the same seed gives the same bytes, in any
 process. Only numpy, scipy and Pillow: rendering never imports TensorFlow.

@@ -1,6 +1,6 @@
 """Test accuracy across the git history: one row per commit that changed the metrics.
 
-    python -m pipeline.history [-n 20] [--rev main] [--out history.png] [--markdown]
+    python -m pipeline.review.history [-n 20] [--rev main] [--out history.png] [--markdown]
 
 Reads metrics/metrics.json and params.yaml at each commit of REV's first-parent line that touched
 metrics/metrics.json: both are tracked by git, so nothing is retrained or pulled. Prints a table,
@@ -18,9 +18,10 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from pipeline import artifacts, config, paths, plots
-from pipeline.errors import DataError
+from pipeline.core import artifacts, cli, config, paths
+from pipeline.core.errors import DataError
 from pipeline.review import revisions, tables
+from pipeline.train import plots
 
 SUBJECT_WIDTH = 50
 HEADER = ("commit", "date", "subject", "test acc", "test loss", "epochs", "params", "params changed")
@@ -128,16 +129,11 @@ def accuracy_figure(shown: list[Entry], rev: str) -> Figure:
     return figure
 
 
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.history", description=__doc__.split("\n\n")[0])
-    parser.add_argument("-n", type=positive, default=20, metavar="N", help="newest N commits (default: %(default)s)")
+    parser = argparse.ArgumentParser(prog="python -m pipeline.review.history", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "-n", type=cli.positive, default=20, metavar="N", help="newest N commits (default: %(default)s)"
+    )
     parser.add_argument("--rev", help="branch or commit whose history to show (default: main, else HEAD)")
     parser.add_argument("--out", type=Path, default=paths.HISTORY_PLOT, help="the PNG (default: %(default)s)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table instead of plain text")
@@ -159,3 +155,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{paths.PARAMS} at {entry.commit.sha[:7]} is unreadable: {entry.params.reason}", file=sys.stderr)
     artifacts.write_bytes(args.out, plots.to_png(accuracy_figure(found[: args.n], rev)))
     print(f"wrote {args.out}", file=sys.stderr)  # stderr: stdout stays a table to paste
+
+
+if __name__ == "__main__":
+    cli.run(main, interrupted=cli.COMMAND_INTERRUPTED)

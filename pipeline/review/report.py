@@ -1,6 +1,6 @@
 """How a change moved test accuracy, as Markdown: what a pull request shows its reviewers.
 
-    python -m pipeline.report --base origin/main [--head REV] [--out report] [--max-drop 0.005]
+    python -m pipeline.review.report --base origin/main [--head REV] [--out report] [--max-drop 0.005]
 
 Reads metrics/metrics.json, params.yaml, metrics/learning_curve.csv and metrics/predictions.csv at the
 base and the head (a revision, or by default the workspace) through git, so it needs neither the
@@ -19,12 +19,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import artifacts, cli, config, paths, plots
-from pipeline.errors import CheckFailed, DataError, complaint
+from pipeline.core import artifacts, cli, config, paths
+from pipeline.core.errors import CheckFailed, DataError, complaint
 from pipeline.review import revisions, tables
+from pipeline.train import plots
 
 # metrics/learning_curve.csv's name until November 2026, when it could be read as the
-# accuracy history across commits that `python -m pipeline.history` shows.
+# accuracy history across commits that `python -m pipeline.review.history` shows.
 FORMER_LEARNING_CURVE = Path("metrics/history.csv")
 
 REPORT = "report.md"
@@ -262,7 +263,7 @@ def write(out: Path, text: str, images: dict[str, bytes]) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.review.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", required=True, metavar="REV", help="the revision to compare with, e.g. origin/main")
     parser.add_argument("--head", metavar="REV", help="the revision to report on (default: the workspace)")
     parser.add_argument("--out", type=Path, default=paths.REPORT_DIR, metavar="DIR", help="default: %(default)s")
@@ -299,3 +300,7 @@ def main(argv: list[str] | None = None) -> None:
     cli.log(f"wrote {args.out / REPORT} and {len(images)} figures")
     if check is not None and not check[0]:
         raise CheckFailed(check[1])
+
+
+if __name__ == "__main__":
+    cli.run(main, interrupted=cli.COMMAND_INTERRUPTED)

@@ -1,6 +1,6 @@
 """Files as they are at a git revision or in the workspace, and the commits that changed them.
 
-What `pipeline.report` and `pipeline.history` compare. Everything they read under `metrics/` and
+What `pipeline.review.report` and `pipeline.review.history` compare. Everything they read under `metrics/` and
 `params.yaml` is tracked by git, so any commit can be read with `git show REV:path`: no DVC cache,
 no checkout and no retraining. Runs git in the current directory, the repository root.
 """
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import config
-from pipeline.errors import ConfigError, DataError, PipelineError, RevisionError, complaint
+from pipeline.core import config
+from pipeline.core.errors import ConfigError, DataError, PipelineError, RevisionError, complaint
 
 WORKSPACE = None  # the revision that means "the files on disk"
 ABSENT = "(absent)"  # the value of a dotted key on the side that does not have it
@@ -177,7 +177,7 @@ def activated(environ: Mapping[str, str]) -> dict[str, str]:
     """`environ` with the running virtualenv's bin first on PATH, as its `activate` script sets it.
 
     DVC runs each stage's `python -m stages...` through the shell, which looks `python` up on
-    PATH: without this, a recipe started as `.venv/bin/python -m pipeline.recipes` from a shell
+    PATH: without this, a recipe started as `.venv/bin/python -m pipeline.review.recipes` from a shell
     that never activated the venv would run its stages in another python, without our packages.
     """
     bin_dir = str(Path(sys.executable).parent)

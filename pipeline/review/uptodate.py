@@ -1,6 +1,6 @@
 """Are the committed dvc.lock and metrics the results of this code and these params?
 
-    python -m pipeline.uptodate
+    python -m pipeline.review.uptodate
 
 Runs `dvc status --json` and drops what only says that data is not here: a fresh clone without
 `dvc pull` lists every cached output as "not in cache" and every data dependency as "deleted",
@@ -18,8 +18,8 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline import paths
-from pipeline.errors import CheckFailed, PipelineError, complaint
+from pipeline.core import cli, paths
+from pipeline.core.errors import CheckFailed, PipelineError, complaint
 from pipeline.review import revisions
 
 ABSENT = {"deleted", "not in cache"}  # a cached file not in this workspace or cache: not a change
@@ -33,7 +33,7 @@ class Change:
 
     kind: str
     path: str
-    text: str  # "pipeline/training.py modified", "params.yaml:train modified", "changed command"
+    text: str  # "pipeline/train/training.py modified", "params.yaml:train modified", "changed command"
 
 
 def changes(status: dict[str, Any]) -> dict[str, list[Change]]:
@@ -135,3 +135,7 @@ def main() -> None:
 
 def _details(found: dict[str, list[str]]) -> str:
     return "; ".join(f"{stage}: {', '.join(reasons)}" for stage, reasons in found.items())
+
+
+if __name__ == "__main__":
+    cli.run(main, interrupted=cli.COMMAND_INTERRUPTED)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.datasets import IMAGE_SHAPE
+from pipeline.core.datasets import IMAGE_SHAPE
 from pipeline.predict import images
 from pipeline.predict.predictor import Prediction, Upload, prepare
 

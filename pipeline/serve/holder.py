@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
-from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES
-from pipeline.errors import DataError, PipelineError, first_line
-from pipeline.litert import LiteRTModel
+from pipeline.core.datasets import IMAGE_SHAPE, NUM_CLASSES
+from pipeline.core.errors import DataError, PipelineError, first_line
 from pipeline.predict.predictor import LITERT, Predictor, model_format
+from pipeline.predict.runners import LiteRTModel
 from pipeline.serve import identity
 
 

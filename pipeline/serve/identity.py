@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import artifacts, config, paths
-from pipeline.errors import PipelineError
+from pipeline.core import artifacts, config, paths
+from pipeline.core.errors import PipelineError
 
 # The metrics files measuring each model file: (model, metrics file, the model's key in it or None
 # for the top level). The stage is the one writing the metrics file (paths.STAGE_OUTPUTS).

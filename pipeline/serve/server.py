@@ -14,7 +14,7 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.supervisors import Multiprocess
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from pipeline.predict.predictor import Predictor
 from pipeline.serve.app import create_app
 

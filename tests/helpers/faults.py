@@ -24,7 +24,7 @@ import psutil
 from tests.helpers.repos import env
 
 # Python imports `sitecustomize` at start-up from PYTHONPATH. DVC imports it too, so it patches
-# nothing until `pipeline.artifacts` (which only a stage imports) is loaded, and only acts on the
+# nothing until `pipeline.core.artifacts` (which only a stage imports) is loaded, and only acts on the
 # one path named by FAULT_PATH:
 #   FAULT_MODE=hang  write_bytes puts half the bytes in the writer's real temporary file, writes
 #                    its pid to FAULT_READY, then sleeps until killed
@@ -61,7 +61,7 @@ def patch(artifacts):
 
 class PatchArtifacts(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name != "pipeline.artifacts":
+        if name != "pipeline.core.artifacts":
             return None
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec(name)

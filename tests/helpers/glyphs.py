@@ -21,7 +21,7 @@ def glyph(digit: int, size: int = 120, offset: tuple[int, int] = (0, 0), dark_on
 
 def template_model():
     """A Keras model whose one dense layer holds the normalised glyphs: it names a glyph's digit."""
-    from pipeline.tf import keras
+    from pipeline.core.tf import keras
 
     templates = np.stack([to_mnist(np.asarray(glyph(d), dtype=np.float32) / 255).ravel() for d in range(10)])
     templates -= templates.mean(axis=1, keepdims=True)

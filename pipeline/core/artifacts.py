@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import datasets, paths
-from pipeline.errors import DataError
+from pipeline.core import datasets, paths
+from pipeline.core.errors import DataError
 
 # Columns of metrics/learning_curve.csv, one row per epoch.
 LEARNING_CURVE_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")

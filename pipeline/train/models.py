@@ -1,31 +1,25 @@
-"""The networks `train.model` can name, and their files.
+"""The networks `train.model` can name, and how their files are written.
 
 Each network is one readable Sequential block. Model files are written byte-stably (same
-weights, same bytes, so DVC sees no change) and loaded only in Keras' safe mode.
+weights, same bytes, so DVC sees no change); they are loaded, in Keras' safe mode only, by
+pipeline/predict/runners.py, which every reader of a model file shares.
 """
 
 import io
 import json
-import os
 import tempfile
 import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline import artifacts, datasets, paths
-from pipeline.config import MODELS, TrainConfig
-from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES
-from pipeline.errors import DataError, first_line
-from pipeline.tf import keras
+from pipeline.core import artifacts
+from pipeline.core.config import MODELS, TrainConfig
+from pipeline.core.datasets import IMAGE_SHAPE, NUM_CLASSES
+from pipeline.core.errors import DataError
+from pipeline.core.tf import keras
 
-INFERENCE_BATCH = 1024  # no gradient noise to keep small when only predicting: bigger is just faster
-# What load_model accepts: a batch of 28x28 images, with or without a channel axis.
-ACCEPTED_INPUTS = ((None, *IMAGE_SHAPE), (None, *IMAGE_SHAPE, 1))
-# Errors from a zip archive whose members are damaged, or missing (KeyError: no config.json).
-DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, KeyError)
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
@@ -228,64 +222,3 @@ def _renumber_shared_objects(node: Any, numbers: dict[int, int]) -> Any:
 # One function per network name in config.MODELS, the list params.yaml is checked against
 # without importing TensorFlow; a name without its function fails here, at import.
 BUILDERS = {name: globals()[name] for name in MODELS}
-
-
-def model_file(path: Path) -> Path:
-    """`path` if a model file (Keras or LiteRT) is there to read; else DataError naming why."""
-    if not os.path.lexists(path):
-        # Only the pipeline's own models can be built or pulled; a --model elsewhere is a typo.
-        how = "; build it with `dvc repro` or fetch it with `dvc pull`" if paths.stage_output(path) else ""
-        raise DataError(f"{path}: no such model{how}")
-    problem = datasets.path_problem(path)
-    if problem:
-        raise artifacts.file_error(path, problem)
-    return path
-
-
-def load_model(path: Path, compile: bool = True) -> Any:
-    """Load a .keras model in safe mode (a file that would run code on load is refused) and
-    check that it reads MNIST digits: every caller can then rely on its shape.
-
-    `compile=False` leaves out the optimizer and its state: the weights alone, for export."""
-    model_file(path)
-    # Keras reports a file that is no zip archive (a cut-short copy, a text file) as "File not found".
-    if not zipfile.is_zipfile(path):
-        raise _damaged(path, "not a zip archive")
-    try:
-        model = keras().saving.load_model(path, compile=compile, safe_mode=True)
-    except DAMAGED as error:  # a bad member in a sound archive: a flipped byte, a missing config.json
-        raise _damaged(path, f"{type(error).__name__}: {first_line(error)}") from None
-    except Exception as error:  # noqa: BLE001 -- Keras raises many types for a model it refuses; its words say why
-        raise artifacts.file_error(path, f"not a loadable Keras model ({first_line(error)})") from None
-    check_shape(model, path)
-    return model
-
-
-def check_shape(model: Any, path: Path) -> None:
-    """DataError unless `model` takes 28x28 images (with or without a channel axis) to 10 outputs.
-
-    Keras loads a model of any shape; a wrong one would fail only later, deep in predict or
-    evaluate (an IndexError, a traceback printing the whole input), or name a digit 11.
-    """
-    inputs, outputs = _shape(model, "input_shape"), _shape(model, "output_shape")
-    if inputs not in ACCEPTED_INPUTS or outputs != (None, NUM_CLASSES):
-        raise shape_error(path, inputs, outputs)
-
-
-def shape_error(path: Path, inputs: Any, outputs: Any) -> DataError:
-    """The one-line error for a model file (Keras or LiteRT) that does not read MNIST digits."""
-    rows, cols = IMAGE_SHAPE
-    expected = f"expected a model from {rows}x{cols} images to {NUM_CLASSES} digit probabilities"
-    return artifacts.file_error(Path(path), f"{expected}, got input {inputs} and output {outputs}")
-
-
-def _shape(model: Any, attribute: str) -> Any:
-    """A model's input or output shape: a tuple, a list of tuples for several, or "unknown"."""
-    try:
-        return getattr(model, attribute)
-    except (AttributeError, ValueError, RuntimeError):  # e.g. a model that was never built
-        return "unknown"
-
-
-def _damaged(path: Path, detail: str) -> DataError:
-    return artifacts.file_error(path, f"not a loadable Keras model (damaged or not a Keras file: {detail})")

@@ -8,7 +8,7 @@ stage scales them to [0, 1] as it loads them (`artifacts.load_split`).
 
 import numpy as np
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 
 
 def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import artifacts, datasets
-from pipeline.errors import DataError
-from pipeline.evaluation import DIGITS
-from pipeline.tf import quiet, tensorflow
+from pipeline.core import artifacts, datasets
+from pipeline.core.errors import DataError
+from pipeline.core.tf import quiet, tensorflow
+from pipeline.predict.runners import in_batches
+from pipeline.train.evaluation import DIGITS
 
 VERSION = "1"  # TF Serving serves the highest numbered folder under its model_base_path
 
@@ -94,11 +95,7 @@ def saved_model_probabilities(version_dir: Path, images: np.ndarray, batch: int)
     """Probabilities from a SavedModel's serving signature, as TF Serving would compute them."""
     tf = tensorflow()
     serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-    parts = [
-        serve(images=tf.constant(images[i : i + batch], tf.float32))["probabilities"].numpy()
-        for i in range(0, len(images), batch)
-    ]
-    return np.concatenate(parts)
+    return in_batches(lambda part: serve(images=tf.constant(part, tf.float32))["probabilities"].numpy(), images, batch)
 
 
 def folder_size(directory: Path) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import DataError
+from pipeline.core.errors import DataError
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 # MNIST, once for every module: 28x28 grayscale digits, ten classes.

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from pipeline import render
-from pipeline.errors import DataError
-from pipeline.evaluation import DIGITS
+from pipeline.core.errors import DataError
 from pipeline.predict.predictor import Predictor, Upload
+from pipeline.train.evaluation import DIGITS
 
 
 def choose(count: int, total: int, seed: int) -> np.ndarray:

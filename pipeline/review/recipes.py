@@ -1,7 +1,7 @@
 """Named training recipes, each run as a DVC experiment in one short command:
 
-    python -m pipeline.recipes cnn_fast              # = dvc exp run -S train.model=... (every key)
-    python -m pipeline.recipes cnn_aug -S seed=2 --queue   # anything after the name goes to dvc
+    python -m pipeline.review.recipes cnn_fast              # = dvc exp run -S train.model=... (every key)
+    python -m pipeline.review.recipes cnn_aug -S seed=2 --queue   # anything after the name goes to dvc
 
 A recipe in recipes.yaml sets every key of params.yaml's `train` section, so nothing is
 inherited from the default MLP (its batch size and learning rate suit no conv net). The command
@@ -18,9 +18,9 @@ import re
 import subprocess
 from pathlib import Path
 
-from pipeline import config, paths
-from pipeline.config import TrainConfig
-from pipeline.errors import ConfigError
+from pipeline.core import cli, config, paths
+from pipeline.core.config import TrainConfig
+from pipeline.core.errors import ConfigError
 from pipeline.review import revisions
 
 
@@ -96,7 +96,7 @@ def command(name: str, dvc_args: list[str], path: Path = paths.RECIPES) -> list[
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.recipes",
+        prog="python -m pipeline.review.recipes",
         description="Run a named recipe from recipes.yaml as a DVC experiment (dvc exp run -S ...).",
     )
     parser.add_argument("name", nargs="?", help="the recipe; without it, list the recipes")
@@ -115,6 +115,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from pipeline import cli
-
     cli.run(main, interrupted=cli.COMMAND_INTERRUPTED)

@@ -1,6 +1,6 @@
 """Errors a user can cause and fix: bad params, bad data, an unreachable source.
 
-Stages report these as one line and exit non-zero (see `pipeline.cli.run`); anything else is a
+Stages report these as one line and exit non-zero (see `pipeline.core.cli.run`); anything else is a
 bug and keeps its traceback.
 """
 

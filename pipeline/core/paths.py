@@ -10,7 +10,7 @@ from pathlib import Path
 
 PARAMS = Path("params.yaml")
 DVC_LOCK = Path("dvc.lock")  # what the last `dvc repro` ran and made: each stage's deps and outs, with md5s
-RECIPES = Path("recipes.yaml")  # named sets of train values, run by `python -m pipeline.recipes NAME`
+RECIPES = Path("recipes.yaml")  # named sets of train values, run by `python -m pipeline.review.recipes NAME`
 
 RAW = Path("data/raw/mnist.npz")
 PREPARED_DIR = Path("data/prepared")
@@ -36,7 +36,7 @@ GIT_TRACKED = (DATASET_INFO, LEARNING_CURVE, METRICS, PREDICTIONS, PLOTS_DIR, EX
 # others first), so a failed field stage keeps the last complete scores.
 PERSISTED = (FIELD_METRICS,)
 
-# Written by `python -m pipeline.report` and `python -m pipeline.history`, not by DVC stages.
+# Written by `python -m pipeline.review.report` and `python -m pipeline.review.history`, not by DVC stages.
 REPORT_DIR = Path("report")
 HISTORY_PLOT = Path("history.png")
 

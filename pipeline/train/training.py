@@ -5,12 +5,13 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import rendered
-from pipeline.artifacts import LEARNING_CURVE_COLUMNS
-from pipeline.config import TrainConfig
-from pipeline.datasets import IMAGE_SHAPE, NUM_CLASSES
-from pipeline.models import INFERENCE_BATCH, average, build_network
-from pipeline.tf import keras, make_deterministic, tensorflow
+from pipeline.core.artifacts import LEARNING_CURVE_COLUMNS
+from pipeline.core.config import TrainConfig
+from pipeline.core.datasets import IMAGE_SHAPE, NUM_CLASSES
+from pipeline.core.tf import keras, make_deterministic, tensorflow
+from pipeline.predict.runners import INFERENCE_BATCH
+from pipeline.train import rendered
+from pipeline.train.models import average, build_network
 
 Split = tuple[np.ndarray, np.ndarray]  # images, labels
 Curve = list[dict[str, float]]  # a row per epoch: LEARNING_CURVE_COLUMNS

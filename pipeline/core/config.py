@@ -14,8 +14,8 @@ from typing import Any
 
 from ruamel.yaml import YAML, YAMLError
 
-from pipeline import paths
-from pipeline.errors import ConfigError
+from pipeline.core import paths
+from pipeline.core.errors import ConfigError
 
 MODELS = ("mlp", "cnn", "deep_cnn")
 SCHEDULES = ("constant", "cosine")

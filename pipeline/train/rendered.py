@@ -10,7 +10,7 @@ the test split), so no field digit is learned.
 import numpy as np
 
 from pipeline import render
-from pipeline.errors import ImageError
+from pipeline.core.errors import ImageError
 from pipeline.predict.images import load_gray_bytes
 from pipeline.predict.normalise import to_mnist
 

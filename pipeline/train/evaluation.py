@@ -4,7 +4,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.datasets import NUM_CLASSES
+from pipeline.core.datasets import NUM_CLASSES
 
 EPSILON = 1e-7  # Keras clips probabilities the same way before taking the log
 DIGITS = 6  # decimals kept in metrics files: beyond float32 noise, and diffs stay readable

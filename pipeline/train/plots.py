@@ -9,8 +9,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from pipeline.datasets import NUM_CLASSES
-from pipeline.evaluation import confusion
+from pipeline.core.datasets import NUM_CLASSES
+from pipeline.train.evaluation import confusion
 
 
 def to_png(figure: Figure, dpi: int = 100) -> bytes:

@@ -1,7 +1,8 @@
 """The one entry point of every command and stage: an expected failure, a full disk or Ctrl-C
 becomes one line on stderr and an exit code (1, or 130 for Ctrl-C); anything else is a bug and
-keeps its traceback."""
+keeps its traceback. Also the argparse types the commands share."""
 
+import argparse
 import ctypes
 import errno
 import os
@@ -13,10 +14,10 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 
-from pipeline import paths
-from pipeline.errors import ConfigError, PipelineError
+from pipeline.core import paths
+from pipeline.core.errors import ConfigError, PipelineError
 
-# The machine, not the code, failed. The writers in pipeline.artifacts already report these
+# The machine, not the code, failed. The writers in pipeline.core.artifacts already report these
 # naming their file; this catches the rest, e.g. Keras saving its scratch copy of a model.
 ENVIRONMENT_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -98,7 +99,7 @@ def leave() -> None:
 
     After TensorFlow, that teardown (its thread pools, thousands of modules) takes 0.6 s, in
     each of the three stages that import it, every `dvc repro`. A stage's outputs are complete
-    files by then (pipeline.artifacts writes them whole), so only the output streams need
+    files by then (pipeline.core.artifacts writes them whole), so only the output streams need
     flushing. No atexit handler runs.
     """
     sys.stdout.flush()
@@ -177,3 +178,19 @@ def _interrupt_when_orphaned(shell: int, dvc: int | None, death_signal: int, eve
     while _parent_of(shell) == dvc:
         time.sleep(every)
     os.kill(os.getpid(), death_signal)
+
+
+def path_argument(text: str) -> Path:
+    """argparse type: a path from the command line; an empty one is a mistake (a variable that
+    expanded to nothing?), not the current directory, which is what Path("") means."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path (a variable that expanded to nothing?)")
+    return Path(text)
+
+
+def positive(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import artifacts, datasets
-from pipeline.errors import DataError, complaint
+from pipeline.core import artifacts, datasets
+from pipeline.core.errors import DataError, complaint
 
 KERAS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 KERAS_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
