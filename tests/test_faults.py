@@ -227,7 +227,7 @@ def start_stage(tmp_path):
     started = []
 
     def start(body: str, **popen: object) -> faults.Started:
-        code = f"import time\nfrom pipeline import cli\n{textwrap.dedent(body)}\ncli.run(main)\n"
+        code = f"import time\nfrom pipeline.core import cli\n{textwrap.dedent(body)}\ncli.run(main)\n"
         environment = env(PYTHONPATH=str(ROOT))
         started.append(faults.Started([sys.executable, "-c", code], ROOT, tmp_path / "logs", environment, **popen))
         started[-1].wait_for(lambda: "ready" in started[-1].out(), 30, "ready")
@@ -810,7 +810,7 @@ def predict_cost(image_dir: Path, warmup_dir: Path, model: Path) -> dict:
 def test_predict_streams_10000_images_in_bounded_memory(tmp_path):
     model = tmp_path / "model.keras"
     save = (
-        "from pipeline import models; from tests.helpers.glyphs import template_model; import sys; "
+        "from pipeline.train import models; from tests.helpers.glyphs import template_model; import sys; "
         "models.save_model(template_model(), sys.argv[1])"
     )
     run([sys.executable, "-c", save, str(model)], cwd=ROOT)
