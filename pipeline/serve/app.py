@@ -71,14 +71,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await service.decoders.fill()
+        await service.pool.fill()
         try:
             yield
         finally:
-            service.decoders.stop()
+            service.pool.stop()
 
     app = FastAPI(title="MNIST digits", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
-    app.state.service, app.state.decoders = service, service.decoders
+    app.state.service, app.state.decoders = service, service.pool
     # python-multipart logs each malformed body on stderr as well; its client gets the 400 here.
     logging.getLogger("python_multipart").setLevel(logging.ERROR)
     app.include_router(routes)
@@ -92,7 +92,7 @@ class Service:
     """What the routes answer from: the model (following its file), the decoders, the form limit."""
 
     holder: ModelHolder  # hashes the model file once per load, never per request
-    decoders: decoders.Decoders
+    pool: decoders.Decoders  # the decoder processes
     max_files: int
     # One model call at a time: a LiteRT interpreter is not thread-safe. One lock for old and new
     # models alike, so a swap never doubles the CPU the model takes.
@@ -116,7 +116,7 @@ class Service:
     async def prepare(self, uploads: list[Upload]) -> list[Prediction]:
         """Each upload decoded by the decoders, one at a time; HTTPException (413) past the pixel budget."""
         if len(uploads) > 1:  # one image is within images.MAX_PIXELS, which is within the budget
-            counts = await self.decoders.pixel_counts(uploads)
+            counts = await self.pool.pixel_counts(uploads)
             if isinstance(counts, str):  # the headers alone overran the deadline
                 return [Prediction(upload.name, error=counts) for upload in uploads]
             if sum(counts) > MAX_REQUEST_PIXELS:
@@ -125,7 +125,7 @@ class Service:
                     f"the images hold {sum(counts):,} pixels in all;"
                     f" a request may hold {MAX_REQUEST_PIXELS:,}: send fewer at once",
                 )
-        return [await self.decoders.prepare(upload) for upload in uploads]
+        return [await self.pool.prepare(upload) for upload in uploads]
 
 
 @routes.post("/predict")
