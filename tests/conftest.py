@@ -1,10 +1,10 @@
-"""Fixtures shared by the test modules; the helpers they use live in tests/helpers/."""
+"""Fixtures shared by the test modules; the helpers they use live in testkit/."""
 
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.repos import make_pipeline_repo
+from testkit.repos import make_pipeline_repo
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from pipeline import paths
-from tests.helpers import repos
-from tests.helpers.markdown import code_blocks
-from tests.helpers.repos import ROOT, make_pipeline_repo, run, set_params
+from testkit import repos
+from testkit.markdown import code_blocks
+from testkit.repos import ROOT, make_pipeline_repo, run, set_params
 
 pytestmark = pytest.mark.slow
 DOC = ROOT / "docs" / "export.md"

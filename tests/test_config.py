@@ -294,7 +294,7 @@ def test_overrides_in_tests_and_benchmarks_are_read_and_written_as_dvc_does(tmp_
     # `benchmarks/seeds.py -S train.distribute=off` and the end-to-end tests' set_params: a YAML 1.1
     # round trip turned `off` into false and 010 into 8, so they ran a different recipe.
     from benchmarks.common import parse_overrides
-    from tests.helpers.repos import set_params
+    from testkit.repos import set_params
 
     overrides = parse_overrides(["train.distribute=off", "train.epochs=010", "train.learning_rate=1e-3"])
     assert overrides == {"train.distribute": "off", "train.epochs": 10, "train.learning_rate": 0.001}

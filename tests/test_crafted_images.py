@@ -5,8 +5,8 @@ frames, TIFF page chains of tens of thousands of pages or that loop back on them
 
 The promise is the one of test_fuzz.py: a float32 grayscale array in [0, 1] or ImageError, one
 line; and here, in well under SLOW_SECONDS for anything but a picture that really is big. The
-generators live in tests/helpers/crafted.py (the benchmarks use them too); the small seeds they
-start from are in tests/data/crafted/ (its README says how each was made).
+generators live in testkit/crafted.py (the benchmarks use them too); the small seeds they
+start from are in testkit/data/crafted/ (its README says how each was made).
 
 """
 
@@ -23,9 +23,9 @@ from PIL import Image
 
 from pipeline.predict import images
 from pipeline.predict.images import ImageError
-from tests.helpers import crafted
-from tests.helpers.crafted import BUDGET, UPLOAD_BYTES, seed
-from tests.helpers.mutations import BYTE_EDITS, edit_bytes
+from testkit import crafted
+from testkit.crafted import BUDGET, UPLOAD_BYTES, seed
+from testkit.mutations import BYTE_EDITS, edit_bytes
 
 # A crafted input handled well is read (or refused) in milliseconds; over this it is a defect.
 SLOW_SECONDS = 1.0

@@ -12,8 +12,8 @@ import pytest
 
 from pipeline import datasets
 from pipeline.errors import DataError
-from tests.helpers.builders import idx_bytes, legacy_pickle, small_mnist, split_legacy
-from tests.helpers.faults import special_path
+from testkit.builders import idx_bytes, legacy_pickle, small_mnist, split_legacy
+from testkit.faults import special_path
 
 
 def assert_same_arrays(got: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> None:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from pipeline import paths
-from tests.helpers.repos import ROOT
+from testkit.repos import ROOT
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 STAGES = DVC["stages"]

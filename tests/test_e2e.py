@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from pipeline import datasets, fetch
-from tests.helpers import experiments
-from tests.helpers.repos import ran_stages, run, set_params
+from testkit import experiments
+from testkit.repos import ran_stages, run, set_params
 
 pytestmark = pytest.mark.slow
 ALL_STAGES = ["fetch", "preprocess", "train", "evaluate", "plot", "export", "field"]

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import experiments
-from tests.helpers.markdown import section
-from tests.helpers.repos import ROOT, commit_all, dvc_status, make_pipeline_repo, run
+from testkit import experiments
+from testkit.markdown import section
+from testkit.repos import ROOT, commit_all, dvc_status, make_pipeline_repo, run
 
 pytestmark = pytest.mark.slow
 

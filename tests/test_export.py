@@ -1,6 +1,6 @@
 """The export stage's library: SavedModel and LiteRT conversions, byte-stable, scored against Keras.
 
-Uses the glyph-reading model of tests/helpers/glyphs.py: a real classifier, no training.
+Uses the glyph-reading model of testkit/glyphs.py: a real classifier, no training.
 """
 
 import os
@@ -16,8 +16,8 @@ from pipeline.errors import DataError
 from pipeline.litert import LiteRTModel
 from pipeline.predict.normalise import to_mnist
 from pipeline.tf import keras, quiet
-from tests.helpers.glyphs import glyph, template_model
-from tests.helpers.repos import ROOT
+from testkit.glyphs import glyph, template_model
+from testkit.repos import ROOT
 
 
 @pytest.fixture(scope="module")

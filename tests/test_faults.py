@@ -27,8 +27,8 @@ import pytest
 
 from pipeline import artifacts, cli, models
 from pipeline.errors import DataError
-from tests.helpers import faults, repos
-from tests.helpers.repos import ROOT, dvc_status, env, make_pipeline_repo, ran_stages, run, set_params
+from testkit import faults, repos
+from testkit.repos import ROOT, dvc_status, env, make_pipeline_repo, ran_stages, run, set_params
 
 pytestmark = pytest.mark.faults
 slow = pytest.mark.slow
@@ -786,7 +786,7 @@ def digit_files(directory: Path, count: int) -> Path:
     """`count` 64x64 PNG digits, dark on light and light on dark (20 renderings, cycled)."""
     import io
 
-    from tests.helpers.glyphs import glyph
+    from testkit.glyphs import glyph
 
     rendered = []
     for digit in range(10):
@@ -801,7 +801,7 @@ def digit_files(directory: Path, count: int) -> Path:
 
 
 def predict_cost(image_dir: Path, warmup_dir: Path, model: Path) -> dict:
-    result = run([sys.executable, "-m", "tests.helpers.faults", str(image_dir), str(warmup_dir), str(model)], cwd=ROOT)
+    result = run([sys.executable, "-m", "testkit.faults", str(image_dir), str(warmup_dir), str(model)], cwd=ROOT)
     return json.loads(result.stdout.splitlines()[-1])
 
 
@@ -809,7 +809,7 @@ def predict_cost(image_dir: Path, warmup_dir: Path, model: Path) -> dict:
 def test_predict_streams_10000_images_in_bounded_memory(tmp_path):
     model = tmp_path / "model.keras"
     save = (
-        "from pipeline import models; from tests.helpers.glyphs import template_model; import sys; "
+        "from pipeline import models; from testkit.glyphs import template_model; import sys; "
         "models.save_model(template_model(), sys.argv[1])"
     )
     run([sys.executable, "-c", save, str(model)], cwd=ROOT)

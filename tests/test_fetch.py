@@ -17,9 +17,9 @@ import pytest
 
 from pipeline import datasets, fetch
 from pipeline.errors import DataError
-from tests.helpers.builders import idx_bytes, legacy_pickle, small_mnist, split_legacy
-from tests.helpers.faults import special_path
-from tests.helpers.repos import ROOT, env, set_params
+from testkit.builders import idx_bytes, legacy_pickle, small_mnist, split_legacy
+from testkit.faults import special_path
+from testkit.repos import ROOT, env, set_params
 
 
 def sha256(raw: bytes) -> str:

@@ -19,9 +19,9 @@ from pipeline import datasets
 from pipeline.errors import DataError
 from pipeline.predict import images, normalise
 from pipeline.predict.images import ImageError
-from tests.helpers.builders import idx_bytes
-from tests.helpers.memory import peak_allocation
-from tests.helpers.mutations import BYTE_EDITS, edit_bytes
+from testkit.builders import idx_bytes
+from testkit.memory import peak_allocation
+from testkit.mutations import BYTE_EDITS, edit_bytes
 
 # Timing is checked in assert_only, outside tracemalloc, which slows some decoders 100-fold.
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -12,8 +12,8 @@ from PIL import Image
 
 from pipeline.errors import RevisionError
 from pipeline.review import history, revisions
-from tests.helpers.repos import ROOT, env
-from tests.helpers.revision_repos import commit, metrics, write_run
+from testkit.repos import ROOT, env
+from testkit.revision_repos import commit, metrics, write_run
 
 MLP = {"seed": 42, "train": {"model": "mlp", "epochs": 15}}
 CNN = {"seed": 42, "train": {"model": "cnn", "epochs": 10}}

@@ -9,9 +9,9 @@ from PIL import Image
 
 from pipeline.predict import images
 from pipeline.predict.images import ImageError
-from tests.helpers.builders import png_claiming
-from tests.helpers.faults import special_path
-from tests.helpers.memory import peak_allocation
+from testkit.builders import png_claiming
+from testkit.faults import special_path
+from testkit.memory import peak_allocation
 
 
 def saved(tmp_path, image: Image.Image, name: str, **options) -> str:

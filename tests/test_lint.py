@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.helpers.repos import ROOT
+from testkit.repos import ROOT
 
 
 @pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["lint", "format"])

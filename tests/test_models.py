@@ -14,7 +14,7 @@ import pytest
 from pipeline import artifacts, config, models, paths, training
 from pipeline.errors import DataError
 from pipeline.tf import keras
-from tests.helpers.repos import ROOT
+from testkit.repos import ROOT
 
 DEFAULTS = config.load(ROOT / "params.yaml").train
 PARAMS = dataclasses.replace(DEFAULTS, model="mlp", epochs=1, batch_size=32, dropout=0.0, augment=False)

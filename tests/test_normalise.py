@@ -13,7 +13,7 @@ from scipy import ndimage
 from pipeline import render
 from pipeline.predict import images, normalise
 from pipeline.predict.images import ImageError
-from tests.helpers.glyphs import glyph
+from testkit.glyphs import glyph
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -7,7 +7,7 @@ A server answering 503 (plain text, as uvicorn's concurrency limit does, or JSON
 is shown as busy, not as a server that did not answer.
 
 The server is the real one, `python -m pipeline.serve`, answering from the template model of
-tests/helpers/glyphs.py exported to LiteRT: CI has no models/ (DVC outputs are not in git) and no
+testkit/glyphs.py exported to LiteRT: CI has no models/ (DVC outputs are not in git) and no
 MNIST, and that model needs neither. It matches a normalised image against normalised typeset
 digits, so plain strokes (a bar, a bar with a foot, an oval) are what it reads; drawing a real
 person's 4 is the trained model's job, which `predict`'s tests measure.
@@ -38,9 +38,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from pipeline import export
 from pipeline.serve.app import STATIC
-from tests.helpers.faults import Started
-from tests.helpers.glyphs import glyph, template_model
-from tests.helpers.repos import ROOT, env
+from testkit.faults import Started
+from testkit.glyphs import glyph, template_model
+from testkit.repos import ROOT, env
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"  # Debian's packages
 SCREENSHOT, PHONE_SCREENSHOT = ROOT / "docs/serve-page.png", ROOT / "docs/serve-page-phone.png"

@@ -18,9 +18,9 @@ from pipeline import cli, export, models, paths
 from pipeline.errors import DataError
 from pipeline.litert import LiteRTModel
 from pipeline.predict import Prediction, Predictor, command, predictor
-from tests.helpers.faults import Started
-from tests.helpers.glyphs import glyph, template_model
-from tests.helpers.repos import ROOT, env
+from testkit.faults import Started
+from testkit.glyphs import glyph, template_model
+from testkit.repos import ROOT, env
 
 
 def predict_main(argv: list[str]) -> int:

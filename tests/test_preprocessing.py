@@ -5,7 +5,7 @@ import pytest
 
 from pipeline import preprocessing
 from pipeline.errors import DataError
-from tests.helpers.builders import small_mnist
+from testkit.builders import small_mnist
 
 CLASS_COUNTS = {0: 100, 1: 50, 2: 200, 3: 7, 4: 13}
 

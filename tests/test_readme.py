@@ -24,8 +24,8 @@ from pathlib import Path
 import yaml
 
 from pipeline import config, recipes
-from tests.helpers.markdown import code_blocks, outside_code_blocks, section
-from tests.helpers.repos import BIN, ROOT, env
+from testkit.markdown import code_blocks, outside_code_blocks, section
+from testkit.repos import BIN, ROOT, env
 
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from pipeline import config, recipes
 from pipeline.errors import ConfigError, PipelineError
-from tests.helpers import experiments
-from tests.helpers.repos import ROOT, env, run
+from testkit import experiments
+from testkit.repos import ROOT, env, run
 
 RECIPES = ROOT / "recipes.yaml"
 TRAIN_KEYS = [field.name for field in dataclasses.fields(config.TrainConfig)]

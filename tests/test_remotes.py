@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import faults, repos, s3
-from tests.helpers.repos import dvc_status, env, make_pipeline_repo, ran_stages, run
+from testkit import faults, repos, s3
+from testkit.repos import dvc_status, env, make_pipeline_repo, ran_stages, run
 
 pytestmark = pytest.mark.slow
 BUCKET = "team-store"

@@ -19,7 +19,7 @@ from scipy import ndimage
 from pipeline import render
 from pipeline.predict import images
 from pipeline.render import drawn, exports, scans
-from tests.helpers.repos import ROOT
+from testkit.repos import ROOT
 
 STROKES = {  # digit -> polylines on a 112x112 canvas, MNIST's 20-pixel box at 4x
     7: [[(24, 20), (88, 20), (48, 92)]],

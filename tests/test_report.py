@@ -15,8 +15,8 @@ from PIL import Image
 
 from pipeline.errors import CheckFailed, DataError, RevisionError
 from pipeline.review import report
-from tests.helpers.repos import ROOT, env, run, set_params
-from tests.helpers.revision_repos import commit, metrics, write_run
+from testkit.repos import ROOT, env, run, set_params
+from testkit.revision_repos import commit, metrics, write_run
 
 PARAMS = {"seed": 42, "train": {"model": "mlp", "epochs": 1, "learning_rate": 0.004}}
 ALL_FIGURES = {f"{side}-{name}.png" for side in ("base", "head") for name in report.FIGURES}

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import repos
-from tests.helpers.repos import dvc_status, make_pipeline_repo, ran_stages, run, set_params
+from testkit import repos
+from testkit.repos import dvc_status, make_pipeline_repo, ran_stages, run, set_params
 
 pytestmark = pytest.mark.slow
 CACHED = [

@@ -14,7 +14,7 @@ import re
 import sys
 from pathlib import Path
 
-from tests.helpers.repos import ROOT
+from testkit.repos import ROOT
 
 RUNTIME_IN, DEV_IN = ROOT / "requirements.in", ROOT / "requirements-dev.in"
 RUNTIME_LOCK, DEV_LOCK = ROOT / "requirements.txt", ROOT / "requirements-dev.txt"
@@ -23,7 +23,7 @@ LOCK_COMMAND = "./requirements-lock"
 README, CI_RUN, WORKFLOW = ROOT / "README.md", ROOT / ".ci/run", ROOT / ".github/workflows/pr-report.yml"
 TEST_SCRIPT = ROOT / "install-for-tests"  # what README's command 2 and .ci/run install with
 
-RUNTIME_CODE, DEV_CODE = ("pipeline", "stages"), ("tests", "benchmarks")
+RUNTIME_CODE, DEV_CODE = ("pipeline", "stages"), ("tests", "testkit", "benchmarks")
 DISTRIBUTION_OF_MODULE = {"PIL": "pillow", "yaml": "pyyaml", "sklearn": "scikit-learn", "ruamel": "ruamel.yaml"}
 NOT_IMPORTED = {  # pins that no code imports, and why they are there all the same
     "h5py": "Keras writes the weights inside models/model.keras with it",
@@ -152,7 +152,7 @@ def test_every_pin_is_imported_or_says_why():
     used_by_tests = set(imported(DEV_CODE))
     for name in pins(DEV_IN, follow_includes=False):
         assert name in used_by_tests or name in NOT_IMPORTED, (
-            f"requirements-dev.in pins {name}, which tests/ and benchmarks/ never import"
+            f"requirements-dev.in pins {name}, which tests/, testkit/ and benchmarks/ never import"
         )
 
 

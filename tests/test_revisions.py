@@ -4,7 +4,7 @@ import pytest
 
 from pipeline.errors import RevisionError
 from pipeline.review import revisions
-from tests.helpers.revision_repos import commit
+from testkit.revision_repos import commit
 
 
 def test_flatten_names_params_as_dvc_does():

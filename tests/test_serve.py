@@ -24,10 +24,10 @@ from pipeline.errors import PipelineError
 from pipeline.predict import Predictor, command, normalise
 from pipeline.serve import app as service
 from pipeline.serve import server as serve_main
-from tests.helpers.builders import png_claiming
-from tests.helpers.faults import Started
-from tests.helpers.glyphs import glyph, template_model
-from tests.helpers.repos import ROOT, env
+from testkit.builders import png_claiming
+from testkit.faults import Started
+from testkit.glyphs import glyph, template_model
+from testkit.repos import ROOT, env
 
 PROBABILITY_RECORD = {"path", "digit", "confidence", "probabilities"}
 NO_PARTS = {"content": b"--b--\r\n", "headers": {"content-type": "multipart/form-data; boundary=b"}}

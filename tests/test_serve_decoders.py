@@ -20,8 +20,8 @@ from pipeline.predict import Predictor, images
 from pipeline.predict.predictor import Upload
 from pipeline.serve import app as service
 from pipeline.serve import decoders
-from tests.helpers import crafted
-from tests.helpers.glyphs import glyph, template_model
+from testkit import crafted
+from testkit.glyphs import glyph, template_model
 
 # 49 megapixels, under images.MAX_PIXELS: 0.37 s to decode and normalise in a warm decoder, 0.56 s
 # in a new one, on a 2-core AMD EPYC: seven times SHORT_DEADLINE, which a one-digit PNG (2 ms)

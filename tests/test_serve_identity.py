@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from pipeline import export, paths
 from pipeline.predict import Predictor
 from pipeline.serve import app as service
-from tests.helpers.glyphs import shifted_model, template_model
+from testkit.glyphs import shifted_model, template_model
 
 EXPORT_SCORES = {"litert_float32": {"test_accuracy": 0.97}, "litert_int8": {"test_accuracy": 0.96}}
 # Which files each stage's dvc.lock entry records: (deps, outs), as in dvc.yaml.

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from pipeline import export
 from pipeline.predict import Predictor
 from pipeline.serve import app as service
-from tests.helpers.builders import png_claiming
-from tests.helpers.glyphs import glyph, template_model
+from testkit.builders import png_claiming
+from testkit.glyphs import glyph, template_model
 
 
 @pytest.fixture(scope="module")

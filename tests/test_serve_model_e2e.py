@@ -4,7 +4,7 @@
 /model gave the 1-epoch model's sha256 with test_accuracy 0.9779 (its own is 0.9306): model_info
 matched model and metrics by path, not by content."
 
-A shrunken pipeline (tests/helpers/repos.py) trained 3 epochs is built and committed; the service,
+A shrunken pipeline (testkit/repos.py) trained 3 epochs is built and committed; the service,
 `python -m pipeline.serve --port 0` started in it as a user would, serves the default model
 (export's LiteRT float32). An experiment of 1 epoch writes another model there; putting back the
 committed metrics/, dvc.lock and params.yaml leaves that model beside metrics that never measured
@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from pipeline import paths
-from tests.helpers.faults import Started
-from tests.helpers.repos import GIT_IDENTITY, env, make_pipeline_repo, run, set_params
+from testkit.faults import Started
+from testkit.repos import GIT_IDENTITY, env, make_pipeline_repo, run, set_params
 
 pytestmark = pytest.mark.slow  # a shrunken `dvc repro` and one experiment: about 50 s
 

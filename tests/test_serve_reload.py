@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from pipeline import export
 from pipeline.predict import Predictor
 from pipeline.serve import app as service
-from tests.helpers.glyphs import glyph, shifted_model, template_model
+from testkit.glyphs import glyph, shifted_model, template_model
 
 
 @pytest.fixture(scope="module")

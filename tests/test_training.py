@@ -11,7 +11,7 @@ import pytest
 
 from pipeline import config, training
 from pipeline.tf import make_deterministic
-from tests.helpers.repos import ROOT
+from testkit.repos import ROOT
 
 PARAMS = dataclasses.replace(config.load(ROOT / "params.yaml").train, epochs=3, batch_size=10)
 

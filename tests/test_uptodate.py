@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.errors import CheckFailed
 from pipeline.review import uptodate
-from tests.helpers.repos import ROOT, dvc_status, env, run
+from testkit.repos import ROOT, dvc_status, env, run
 
 # `dvc status --json` in a fresh clone that has not pulled: everything cached is missing.
 NOT_PULLED = {

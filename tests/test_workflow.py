@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from pipeline.review import report
-from tests.helpers.repos import BIN, ROOT
+from testkit.repos import BIN, ROOT
 
 WORKFLOWS_DIR = ROOT / ".github/workflows"
 WORKFLOW = WORKFLOWS_DIR / "pr-report.yml"

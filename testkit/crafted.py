@@ -3,7 +3,7 @@ service's upload limit: progressive JPEGs padded with scans, PNGs of very many c
 WebP animations and TIFFs of very many frames, TIFF page chains that loop.
 
 Each generator returns the file's bytes, built at run time (the big ones are megabytes; the small
-seeds they start from are in tests/data/crafted/). Shared by tests/test_crafted_images.py and the
+seeds they start from are in testkit/data/crafted/). Shared by tests/test_crafted_images.py and the
 benchmarks.
 """
 
@@ -19,11 +19,11 @@ from PIL import Image, ImageDraw
 # kept to BUDGET, which leaves room for the multipart form around it.
 UPLOAD_BYTES = 8 * 1024 * 1024
 BUDGET = 8_000_000
-SEEDS = Path(__file__).resolve().parent.parent / "data" / "crafted"
+SEEDS = Path(__file__).resolve().parent / "data" / "crafted"
 
 
 def seed(name: str) -> bytes:
-    """A committed seed file from tests/data/crafted/ (its README says how each was made)."""
+    """A committed seed file from testkit/data/crafted/ (its README says how each was made)."""
     return (SEEDS / name).read_bytes()
 
 
@@ -434,7 +434,7 @@ def two_colour(image: Image.Image) -> Image.Image:
 
 
 def write_seeds(folder: Path = SEEDS) -> None:
-    """Write the seed files that Pillow and these generators make (`python -m tests.helpers.crafted`);
+    """Write the seed files that Pillow and these generators make (`python -m testkit.crafted`);
     the arithmetic-coded JPEGs are made by cjpeg from digit.pgm (see the folder's README.md)."""
     folder.mkdir(parents=True, exist_ok=True)
     picture = digit()

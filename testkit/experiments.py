@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.helpers.repos import env, run
+from testkit.repos import env, run
 
 EXPS = Path(".dvc/tmp/exps")  # DVC's queue state: celery/ (workers) and run/<task>/ (one per experiment)
 FINISHED = {"success", "failed"}

@@ -21,7 +21,7 @@ from typing import Any
 
 import psutil
 
-from tests.helpers.repos import env
+from testkit.repos import env
 
 # Python imports `sitecustomize` at start-up from PYTHONPATH. DVC imports it too, so it patches
 # nothing until `pipeline.artifacts` (which only a stage imports) is loaded, and only acts on the
@@ -78,7 +78,7 @@ if TARGET:
 FAKE_TF = """
 from pathlib import Path
 Path(__file__).parents[1].joinpath("tensorflow-was-imported").touch()
-raise ImportError("the fake TensorFlow of tests/helpers/faults.py was imported")
+raise ImportError("the fake TensorFlow of testkit/faults.py was imported")
 """
 
 EPOCH_LINE = re.compile(r"^epoch +\d+/\d+ ", re.MULTILINE)

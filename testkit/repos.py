@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from ruamel.yaml import YAML
 
-from tests.helpers.builders import synthetic_mnist
+from testkit.builders import synthetic_mnist
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the virtualenv running the tests also has dvc
 GIT_IDENTITY = ["-c", "user.name=pipeline-tests", "-c", "user.email=tests@example.com"]
 
@@ -62,8 +62,8 @@ def commit_all(repo: Path, message: str) -> None:
 def make_pipeline_repo(destination: Path) -> Path:
     """The repo's files in a fresh git repo, fed 3,000 synthetic images, 1 epoch of batch 64,
     the field set 100 of the 500 test digits a source."""
-    # metrics/ and dvc.lock are the outputs of the real run; tests and benchmarks are not needed
-    repo = copy_repo(destination, skip=("metrics/", "dvc.lock", "tests/", "benchmarks/"))
+    # metrics/ and dvc.lock are the outputs of the real run; tests, their helpers and benchmarks are not needed
+    repo = copy_repo(destination, skip=("metrics/", "dvc.lock", "tests/", "testkit/", "benchmarks/"))
     np.savez(repo / "small.npz", **synthetic_mnist(train=2500, test=500))
     set_params(repo, **{"fetch.source": "small.npz", "train.epochs": 1, "train.batch_size": 64, "field.images": 100})
     commit_all(repo, "shrunken pipeline")

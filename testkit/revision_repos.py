@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.helpers import repos
+from testkit import repos
 
 LEARNING_CURVE_HEADER = "epoch,loss,accuracy,val_loss,val_accuracy\n"
 
