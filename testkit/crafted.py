@@ -3,7 +3,7 @@ service's upload limit: progressive JPEGs padded with scans, PNGs of very many c
 WebP animations and TIFFs of very many frames, TIFF page chains that loop.
 
 Each generator returns the file's bytes, built at run time (the big ones are megabytes; the small
-seeds they start from are in testkit/data/crafted/). Shared by tests/test_crafted_images.py and the
+seeds they start from are in testkit/data/crafted/). Shared by tests/system/test_crafted_images.py and the
 benchmarks.
 """
 

@@ -1,4 +1,4 @@
-"""Fault injection for tests/test_faults.py: a start-up shim for stage processes, process handling,
+"""Fault injection for tests/system/test_faults.py: a start-up shim for stage processes, process handling,
 and checks of what a fault left behind (partial files, the DVC cache, DVC's locks); and paths that
 are no regular file, for the readers' tests.
 

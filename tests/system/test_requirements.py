@@ -32,7 +32,7 @@ NOT_IMPORTED = {  # pins that no code imports, and why they are there all the sa
     "dvc-s3": "dvc push and pull to S3-compatible remotes through it",
     "moto": "the tests run its S3 server as a process",
     "zizmor": "the tests run it on the workflows as a command",
-    "ruff": "tests/test_lint.py runs it on the code as a command",
+    "ruff": "tests/system/test_lint.py runs it on the code as a command",
 }
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[\w,-]+\])?==(\S+)$")  # extras allowed
 HASH = re.compile(r"^--hash=sha256:[0-9a-f]{64}$")

@@ -317,4 +317,4 @@ def test_the_screenshots_are_where_docs_serve_md_shows_them():
     text = (ROOT / "docs/serve.md").read_text()
     for picture in (SCREENSHOT, PHONE_SCREENSHOT):
         assert f"({picture.name})" in text, f"docs/serve.md does not show {picture.name}"
-        assert Path(picture).is_file(), f"{picture.name}: run tests/test_page.py to make it"
+        assert Path(picture).is_file(), f"{picture.name}: run tests/system/test_page.py to make it"

@@ -16,7 +16,7 @@ from ruamel.yaml import YAML
 from pipeline import config
 from pipeline.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 REAL_TEXT = (ROOT / "params.yaml").read_text()
 DELETE = object()  # marks a key to remove in `changed`
 

@@ -15,7 +15,7 @@ from pipeline.predict import images, normalise
 from pipeline.predict.images import ImageError
 from testkit.glyphs import glyph
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 def gray(image: Image.Image) -> np.ndarray:

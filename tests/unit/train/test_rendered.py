@@ -5,9 +5,9 @@ import pytest
 
 from pipeline import rendered
 from pipeline.predict.normalise import to_mnist
-from tests.test_config import changed as changed_params
-from tests.test_config import error_for
-from tests.test_render import STROKES, digit
+from tests.unit.core.test_config import changed as changed_params
+from tests.unit.core.test_config import error_for
+from tests.unit.train.test_render import STROKES, digit
 
 
 @pytest.fixture(scope="module")

@@ -280,7 +280,7 @@ def test_healthz_and_the_model_it_serves(client, litert_path):
     info = client.get("/model").json()
     assert (info["file"], info["format"]) == (str(litert_path), "litert")
     assert info["sha256"] == hashlib.sha256(litert_path.read_bytes()).hexdigest()
-    # not a file this checkout's dvc.lock records: metrics/ did not measure it (tests/test_serve_identity.py)
+    # not a file this checkout's dvc.lock records: metrics/ did not measure it (tests/unit/serve/test_serve_identity.py)
     assert (info["test_accuracy"], info["metrics"], info["pipeline_output"]) == (None, None, None)
 
 

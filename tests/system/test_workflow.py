@@ -145,7 +145,7 @@ def test_tests_workflow_runs_ci_run_on_every_push_and_pull_request():
     assert workflow["permissions"] == {"contents": "read"}
     (job,) = workflow["jobs"].values()
     assert 0 < job["timeout-minutes"] <= 120
-    # .ci/run ends with the README's test command (tests/test_requirements.py checks it)
+    # .ci/run ends with the README's test command (tests/system/test_requirements.py checks it)
     assert [s["run"].strip() for s in job["steps"] if "run" in s] == [".ci/run"]
     assert os.access(ROOT / ".ci/run", os.X_OK) and os.access(ROOT / "install-for-tests", os.X_OK)
     # Debian 12's apt has chromium and chromium-driver for install-for-tests to install; Python 3.11 as here
