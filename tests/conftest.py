@@ -1,13 +1,2 @@
-"""Fixtures shared by the test modules; the helpers they use live in testkit/."""
-
-from pathlib import Path
-
-import pytest
-
-from testkit.repos import make_pipeline_repo
-
-
-@pytest.fixture
-def pipeline_repo(tmp_path: Path) -> Path:
-    """A shrunken pipeline in a fresh git repo: see make_pipeline_repo."""
-    return make_pipeline_repo(tmp_path / "repo")
+"""Fixtures shared by the unit tests (tests/unit/) and the system tests (tests/system/, whose own
+conftest.py adds the shrunken pipeline); the helpers they build on live in testkit/."""

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from pipeline import config, recipes
 from pipeline.errors import ConfigError, PipelineError
-from testkit import experiments
 from testkit.repos import ROOT, env, run
 
 RECIPES = ROOT / "recipes.yaml"
@@ -105,19 +104,6 @@ NAMES = st.text(st.characters(categories=["L", "N", "P", "S", "Zs"]), max_size=1
 def test_every_value_is_written_so_dvc_reads_back_the_same_value_and_type(value):
     (override,) = to_hydra_overrides([f"train.key={recipes.set_value(value)}"])
     assert override.value() == value and type(override.value()) is type(value)
-
-
-@pytest.mark.slow
-def test_a_recipe_runs_as_an_experiment_whose_params_show_every_value(pipeline_repo):
-    # The shrunken pipeline's data, one short epoch: what is checked is where the values land.
-    command = [sys.executable, "-m", "pipeline.recipes", "cnn_fast", "-S", "train.epochs=1", "-n", "fast"]
-    result = run(command, cwd=pipeline_repo)
-    assert result.stdout.splitlines()[0].startswith("dvc exp run -S train.model=cnn -S train.width=1")
-    shown = experiments.params(experiments.show(pipeline_repo)["fast"])["train"]
-    expected = {**recipes.load(RECIPES)["cnn_fast"], "epochs": 1}
-    assert shown == expected
-    diff = run(["dvc", "params", "diff", "--json"], cwd=pipeline_repo).stdout
-    assert '"train.model"' in diff and '"train.label_smoothing"' in diff  # workspace vs HEAD: the recipe's
 
 
 WITHOUT_VENV = "/usr/bin:/bin"  # PATH of a shell where the virtualenv was never activated
