@@ -36,10 +36,9 @@ from selenium.webdriver.common.actions.pointer_input import PointerInput
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from pipeline import export
 from pipeline.serve.app import STATIC
 from testkit.faults import Started
-from testkit.glyphs import glyph, template_model
+from testkit.glyphs import glyph
 from testkit.repos import ROOT, env
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"  # Debian's packages
@@ -59,12 +58,10 @@ pytestmark = pytest.mark.slow  # a browser and a server: about 15 s
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, template_litert):
     """`python -m pipeline.serve` on a free port with the template model; its base URL."""
     where = tmp_path_factory.mktemp("page")
-    model = where / "model.tflite"
-    model.write_bytes(export.to_litert(template_model()))
-    command = [sys.executable, "-m", "pipeline.serve", "--model", str(model), "--port", "0"]
+    command = [sys.executable, "-m", "pipeline.serve", "--model", str(template_litert), "--port", "0"]
     started = Started(command, ROOT, where / "logs", env(PYTHONPATH=str(ROOT)))
     try:
         started.wait_for(lambda: started.out().endswith("\n"), 60, "the line saying where it listens")

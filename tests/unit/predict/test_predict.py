@@ -40,11 +40,9 @@ def model_path(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def litert_path(tmp_path_factory):
+def litert_path(template_litert):
     """The same model as the export stage writes it: LiteRT float32."""
-    path = tmp_path_factory.mktemp("litert") / "model.tflite"
-    path.write_bytes(export.to_litert(template_model()))
-    return path
+    return template_litert
 
 
 @pytest.fixture

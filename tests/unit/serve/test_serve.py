@@ -19,7 +19,6 @@ import psutil
 import pytest
 from fastapi.testclient import TestClient
 
-from pipeline import export
 from pipeline.errors import PipelineError
 from pipeline.predict import Predictor, command, normalise
 from pipeline.serve import app as service
@@ -41,10 +40,8 @@ def png(image) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def litert_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("litert") / "model.tflite"
-    path.write_bytes(export.to_litert(template_model()))
-    return path
+def litert_path(template_litert):
+    return template_litert
 
 
 @pytest.fixture(scope="module")

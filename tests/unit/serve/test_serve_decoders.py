@@ -15,13 +15,12 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from pipeline import export
 from pipeline.predict import Predictor, images
 from pipeline.predict.predictor import Upload
 from pipeline.serve import app as service
 from pipeline.serve import decoders
 from testkit import crafted
-from testkit.glyphs import glyph, template_model
+from testkit.glyphs import glyph
 
 # 49 megapixels, under images.MAX_PIXELS: 0.37 s to decode and normalise in a warm decoder, 0.56 s
 # in a new one, on a 2-core AMD EPYC: seven times SHORT_DEADLINE, which a one-digit PNG (2 ms)
@@ -31,10 +30,8 @@ SHORT_DEADLINE = 0.05
 
 
 @pytest.fixture(scope="module")
-def predictor(tmp_path_factory) -> Predictor:
-    path = tmp_path_factory.mktemp("decoders") / "model.tflite"
-    path.write_bytes(export.to_litert(template_model()))
-    return Predictor.from_path(path)
+def predictor(template_litert) -> Predictor:
+    return Predictor.from_path(template_litert)
 
 
 @pytest.fixture(scope="module")

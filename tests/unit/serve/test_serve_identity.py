@@ -25,10 +25,10 @@ STAGES = {
 
 
 @pytest.fixture(scope="module")
-def models() -> tuple[bytes, bytes, bytes]:
+def models(template_litert) -> tuple[bytes, bytes, bytes]:
     """Three different LiteRT models: the template one, and two reading a digit as the next (or
     the one after): the float32, the int8 and an experiment's model."""
-    return tuple(export.to_litert(model) for model in (template_model(), shifted_model(2), shifted_model(1)))
+    return (template_litert.read_bytes(), *(export.to_litert(model) for model in (shifted_model(2), shifted_model(1))))
 
 
 def write(path: Path, content: bytes) -> None:

@@ -8,18 +8,15 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from pipeline import export
 from pipeline.predict import Predictor
 from pipeline.serve import app as service
 from testkit.builders import png_claiming
-from testkit.glyphs import glyph, template_model
+from testkit.glyphs import glyph
 
 
 @pytest.fixture(scope="module")
-def predictor(tmp_path_factory) -> Predictor:
-    path = tmp_path_factory.mktemp("load") / "model.tflite"
-    path.write_bytes(export.to_litert(template_model()))
-    return Predictor.from_path(path)
+def predictor(template_litert) -> Predictor:
+    return Predictor.from_path(template_litert)
 
 
 def png(digit: int) -> bytes:

@@ -17,13 +17,13 @@ from fastapi.testclient import TestClient
 from pipeline import export
 from pipeline.predict import Predictor
 from pipeline.serve import app as service
-from testkit.glyphs import glyph, shifted_model, template_model
+from testkit.glyphs import glyph, shifted_model
 
 
 @pytest.fixture(scope="module")
-def models() -> tuple[bytes, bytes]:
+def models(template_litert) -> tuple[bytes, bytes]:
     """The template model (reads a 3 as 3) and the retrained one (reads a 3 as 4)."""
-    return export.to_litert(template_model()), export.to_litert(shifted_model())
+    return template_litert.read_bytes(), export.to_litert(shifted_model())
 
 
 @pytest.fixture

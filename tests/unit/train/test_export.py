@@ -35,8 +35,8 @@ def digits() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def float32(model) -> bytes:
-    return export.to_litert(model)
+def float32(template_litert) -> bytes:
+    return template_litert.read_bytes()  # the session's conversion of template_model(), which `model` is
 
 
 @pytest.fixture(scope="module")
