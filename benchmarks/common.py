@@ -1,6 +1,6 @@
 """Helpers for the benchmarks: a fresh copy of the repo, and a command measured as it runs.
 
-`pipeline` and `tests.helpers` import because the project is installed in development mode
+`pipeline` and `testkit` import because the project is installed in development mode
 (`pip install --no-deps --no-build-isolation -e .`, see pyproject.toml).
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.core.config import parse_yaml
-from tests.helpers.repos import ROOT, commit_all, copy_repo, env, set_params  # noqa: F401 (ROOT: for the scripts)
+from testkit.repos import ROOT, commit_all, copy_repo, env, set_params  # noqa: F401 (ROOT: for the scripts)
 
 ENV = env()
 

@@ -35,7 +35,7 @@ from PIL import Image
 
 from common import ENV, ROOT, cpu_name
 from pipeline.core import artifacts, paths
-from tests.helpers import crafted
+from testkit import crafted
 
 TIMEOUT = 30.0  # seconds per request: a hung server fails the run instead of stalling it
 BOUNDARY = "benchmark-boundary"

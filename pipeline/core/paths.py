@@ -1,7 +1,7 @@
 """Every file the pipeline reads or writes, defined once.
 
 Paths are relative to the repository root, which is where DVC runs each stage; `dvc.yaml`
-names the same files and `tests/test_dvc_yaml.py` checks that the two agree.
+names the same files and `tests/system/test_dvc_yaml.py` checks that the two agree.
 """
 
 import os
