@@ -227,7 +227,7 @@ def start_stage(tmp_path):
     started = []
 
     def start(body: str, **popen: object) -> faults.Started:
-        code = f"import time\nfrom pipeline import cli\n{textwrap.dedent(body)}\ncli.run(main)\n"
+        code = f"import time\nfrom pipeline.core import cli\n{textwrap.dedent(body)}\ncli.run(main)\n"
         environment = env(PYTHONPATH=str(ROOT))
         started.append(faults.Started([sys.executable, "-c", code], ROOT, tmp_path / "logs", environment, **popen))
         started[-1].wait_for(lambda: "ready" in started[-1].out(), 30, "ready")
