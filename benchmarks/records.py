@@ -12,6 +12,7 @@ values. `benchmarks/render.py` turns records and metrics/ into the docs' tables.
 Only the standard library: benchmarks/render.py and its test import this without TensorFlow.
 """
 
+import hashlib
 import json
 import os
 import re
@@ -36,7 +37,10 @@ def name_for(benchmark: str, args: list[str]) -> str:
         current.append(word)
     if current:
         parts.append("-".join(current))
-    return "--".join([benchmark, *parts]) if parts else f"{benchmark}--defaults"
+    name = "--".join([benchmark, *parts]) if parts else f"{benchmark}--defaults"
+    if len(name) > 150:  # a file name must stay under 255 bytes: a long one keeps its start and a hash of all
+        name = f"{name[:130]}--{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+    return name
 
 
 def start(benchmark: str, args: list[str]) -> dict:
@@ -65,7 +69,13 @@ def write(run: dict, values: dict, directory: Path = RESULTS) -> Path:
 
 def dump(record: dict, path: Path) -> Path:
     """`record` as byte-stable JSON at `path`, atomically."""
-    text = json.dumps(record, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    dump_text(json.dumps(record, sort_keys=True, indent=2, ensure_ascii=False) + "\n", path)
+    print(f"record: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}", file=sys.stderr)
+    return path
+
+
+def dump_text(text: str, path: Path) -> None:
+    """`text` at `path` by a temporary file renamed over it: a reader sees the old file or the new."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -77,8 +87,6 @@ def dump(record: dict, path: Path) -> Path:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    print(f"record: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}", file=sys.stderr)
-    return path
 
 
 def load_all(directory: Path = RESULTS) -> dict[str, dict]:
