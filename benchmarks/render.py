@@ -33,6 +33,7 @@ BLOCK = re.compile(
 RENDERERS: dict[str, Callable[["Sources", str | None], str]] = {}
 SOURCES = ("photos", "drawn")  # the two field sources the headline and the results table show
 RECIPES = ("cnn_fast", "cnn_aug", "cnn_best")
+DEPLOYMENT = "cnn_aug"  # benchmarks/field.py's DEPLOYMENT: the recipe the README names for the page and the service
 
 
 class Stale(Exception):
@@ -158,8 +159,7 @@ def headline(sources: Sources, _: str | None) -> str:
         f"{pct(field['drawn'], 1)} of page drawings ({field['images_per_source']:,} test digits a source); "
         f"`cnn_aug`, the model to deploy, {pct(deploy['photos'], 1)} and {pct(deploy['drawn'], 1)}. Three "
         f"convolutional recipes, each one command (`python -m pipeline.recipes NAME`), trade time for accuracy: "
-        f"{recipes}. (Commands and records in [experiments](docs/experiments.md) and [speed](docs/speed.md); "
-        "the notebook reported 97.72%.)"
+        f"{recipes} ([experiments](docs/experiments.md), [speed](docs/speed.md); the notebook reported 97.72%)."
     )
 
 
@@ -183,14 +183,12 @@ def results_readme(sources: Sources, _: str | None) -> str:
         )
     header = ["model", "parameters", "test accuracy, seeds 1-3", "full `dvc repro`", "field: photos, drawn", "command"]
     cpus = sorted({cpu(sources.seeds(recipe)) for recipe in (None, *RECIPES)})
-    return paragraph(
-        "Full `dvc repro` from scratch on full MNIST (`python benchmarks/seeds.py [--recipe NAME] --seeds 1 2 3`: "
-        f"mean ± standard deviation over the seeds, mean time; {' and '.join(cpus)}); the field column is the "
-        "exported model read from photos and page drawings of 1,000 test digits each (seed 42, "
-        "`python benchmarks/field.py [--recipe NAME] --images 1000`). Each run's record and CPU: "
-        "[docs/experiments.md](docs/experiments.md#results).\n\n"
-        + table(header, rows, [False, True, False, True, True, False])
+    intro = paragraph(
+        f"Full `dvc repro` from scratch, mean ± std over seeds 1-3 ({' and '.join(cpus)}); field: the export "
+        "read from photos and drawings of 1,000 test digits each. Commands, records and CPUs: "
+        "[docs/experiments.md](docs/experiments.md#results)."
     )
+    return intro + "\n\n" + table(header, rows, [False, True, False, True, True, False])
 
 
 CNN_42 = (
@@ -241,26 +239,30 @@ def deployed(sources: Sources, _: str | None) -> str:
             ]
         )
     header = ["model", "Keras", "LiteRT float32: same digit as Keras", "LiteRT int8: accuracy, same digit, size"]
-    return table(header, rows, [False, True, True, False])
+    parts = [table(header, rows, [False, True, True, False]), field_committed(sources), deploy_field(sources)]
+    return "\n\n".join(parts)
 
 
-@renderer("field-committed")
-def field_committed(sources: Sources, _: str | None) -> str:
+def field_committed(sources: Sources) -> str:
     names = ["arrays", "mnist_png", "photos", "drawn", "scans", "app_exports"]
     return (
-        f"LiteRT float32 through the `Predictor`, from encoded files made of {sources.field['images_per_source']:,} "
-        "seeded test digits per source (`dvc repro`):\n\n"
-        + table(names, [[pct(sources.field[name], 1) for name in names]], [True] * len(names))
+        "**What users get** (`metrics/field.json`, the `field` stage): LiteRT float32 through the `Predictor`, "
+        f"from encoded files made of {sources.field['images_per_source']:,} seeded test digits per source "
+        "(`dvc repro`):\n\n" + table(names, [[pct(sources.field[name], 1) for name in names]], [True] * len(names))
     )
 
 
-@renderer("deploy-field")
-def deploy_field(sources: Sources, _: str | None) -> str:
-    field = sources.field_record("cnn_aug")["values"]["field"]
+def deploy_field(sources: Sources) -> str:
+    """One line (tests/test_readme.py reads it): the recipe to deploy, its command and its field scores."""
+    field = sources.field_record(DEPLOYMENT)["values"]["field"]
     scores = ", ".join(
         f"{name} {pct(field[name], 1)}" for name in ("mnist_png", "photos", "drawn", "scans", "app_exports")
     )
-    return f"Its field scores, {field['images_per_source']:,} digits a source: {scores}."
+    return (
+        f"**The model to deploy** for the page and the service: `{DEPLOYMENT}`, `python -m pipeline.recipes "
+        f"{DEPLOYMENT}` (field on {field['images_per_source']:,} digits a source: {scores}; "
+        "[how](docs/predicting.md#the-model-to-deploy))."
+    )
 
 
 EXPERIMENT_ROWS = (  # (label, options shown, the record's seeds.py arguments)
@@ -502,13 +504,21 @@ def serve_load(sources: Sources, _: str | None) -> str:
         )
     every = values["load"] + values["beside_crafted"]
     beside = values["beside_crafted"]
+    healthz = max(r["healthz_max"] for r in every)
+    beside_p99 = [r["p99"] for r in beside]
+    errors, shed = sum(r["errors"] for r in every), sum(r["shed"] for r in every)
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "missed"
+
+    statuses = sorted({s for r in beside for s in r["crafted_statuses"]})
     summary = (
-        f"In this run: {sum(r['errors'] for r in every)} errors and {sum(r['shed'] for r in every)} requests shed; "
-        f"`/healthz` at most {max(r['healthz_max'] for r in every):.1f} ms at any load (target 50 ms); beside the "
-        f"crafted JPEG, the other clients' p99 {min(r['p99'] for r in beside):.1f} to "
-        f"{max(r['p99'] for r in beside):.1f} ms "
-        f"(target 100 ms), each crafted request answered {sorted({s for r in beside for s in r['crafted_statuses']})} "
-        f"in {min(r['crafted_p50'] for r in beside):.0f} to {max(r['crafted_p50'] for r in beside):.0f} ms at p50."
+        f"In this run: {errors} errors and {shed} requests shed ({verdict(errors == 0)}); `/healthz` at most "
+        f"{healthz:.1f} ms at any load (target 50 ms: {verdict(healthz < 50)}); beside the crafted JPEG, the other "
+        f"clients' p99 {min(beside_p99):.1f} to {max(beside_p99):.1f} ms (target 100 ms: "
+        f"{verdict(max(beside_p99) < 100)}), each crafted request answered {statuses} in "
+        f"{min(r['crafted_p50'] for r in beside):.0f} to {max(r['crafted_p50'] for r in beside):.0f} ms at p50. "
+        f"The load average at the start, {record['load_average']}, counts other jobs sharing the 2 cores."
     )
     return "```\n" + "\n".join(lines) + "\n```\n\n" + paragraph(summary)
 
