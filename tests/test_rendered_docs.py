@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.repos import ROOT
+from tests.helpers.repos import ROOT, env
 
 RENDER = ROOT / "benchmarks/render.py"
 
@@ -23,9 +23,9 @@ def load_records():
 
 
 def check(root: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(RENDER), "--root", str(root), *extra], cwd=ROOT, capture_output=True, text=True
-    )
+    # PYTHONPATH: this checkout's `pipeline`, whichever checkout the development install points at
+    command = [sys.executable, str(RENDER), "--root", str(root), *extra]
+    return subprocess.run(command, cwd=ROOT, env=env(PYTHONPATH=str(ROOT)), capture_output=True, text=True)
 
 
 def test_every_rendered_block_is_what_the_records_and_metrics_give():
