@@ -154,9 +154,9 @@ def default_model() -> Path:
 
     float32, not int8: float32 gives the Keras model's digit where int8 now and then does not
     (how often, on the test set: metrics/export.json's `agreement`; on realistic photos: the
-    record of benchmarks/predict.py, docs/predicting.md); int8 is a `--model` away. A LiteRT file that is there but broken (a dangling DVC link, a
-    damaged copy) is reported, not skipped: a silent fall back to Keras would hide it behind a
-    slow start.
+    record of benchmarks/predict.py, docs/predicting.md); int8 is a `--model` away. A LiteRT
+    file that is there but broken (a dangling DVC link, a damaged copy) is reported, not
+    skipped: a silent fall back to Keras would hide it behind a slow start.
     """
     return paths.LITERT_FLOAT32 if os.path.lexists(paths.LITERT_FLOAT32) else paths.MODEL
 
