@@ -11,7 +11,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import records
+try:
+    import records
+except ModuleNotFoundError:  # imported as benchmarks.common (tests/test_config.py), not run as a script
+    from benchmarks import records
 
 from pipeline.config import parse_yaml
 from tests.helpers.repos import ROOT, commit_all, copy_repo, env, set_params  # noqa: F401 (ROOT: for the scripts)
