@@ -68,12 +68,12 @@ STATIC = Path(__file__).parent / "static"  # the page: index.html, page.js, page
 INLINE_DIGITS = 1  # a model call for this many digits runs on the event loop when the model is free
 INCLUDES = ("input",)  # what ?include= may add to a record
 # /predict requests answered at once, per worker; more are shed with 503. Their bodies stay under
-# 64 x 8 MB, and 64 one-digit requests queue for about 0.2 s. At 16, 32 clients of one worker
-# saw 77% of their requests shed (benchmarks/serve.py): a closed loop of 32 is load, not overload.
+# 64 x 8 MB, and 64 one-digit requests queue for a fraction of a second. At 16, 32 clients of one
+# worker saw most of their requests shed (benchmarks/serve.py): a closed loop of 32 is load, not overload.
 MAX_PREDICTS = 64
 RETRY_AFTER = 1  # seconds: one request takes milliseconds to a second
 # Pixels in all the images of one request, read from their headers: two photos at images.py's
-# 50-megapixel limit for each; 14 of them (686 MP) took 8.5 s to read.
+# 50-megapixel limit for each; 14 of them took seconds to read.
 MAX_REQUEST_PIXELS = 2 * images.MAX_PIXELS
 INPUT_DECIMALS = 3  # the 28x28's values in `input`: a 1/1000 step is finer than any screen shows
 
