@@ -11,6 +11,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+try:
+    import records
+except ModuleNotFoundError:  # imported as benchmarks.common (tests/unit/core/test_config.py), not run as a script
+    from benchmarks import records
+
 from pipeline.core.config import parse_yaml
 from testkit.repos import ROOT, commit_all, copy_repo, env, set_params  # noqa: F401 (ROOT: for the scripts)
 
@@ -74,8 +79,4 @@ def cpu_peak() -> tuple[float, str]:
 
 def _cpuinfo() -> dict[str, str]:
     """The first processor's fields in /proc/cpuinfo."""
-    fields: dict[str, str] = {}
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    return fields
+    return records.cpuinfo()

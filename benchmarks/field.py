@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import records
+
 from common import ROOT, cpu_name, fresh_copy, measure, parse_overrides
 from pipeline import render
 from pipeline.review import recipes
@@ -37,11 +39,13 @@ def main() -> None:
     parser.add_argument("--images", type=int, help="field.images for a fresh run: test digits per source")
     parser.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
+    run_record = records.start("field", sys.argv[1:])
     print(f"{cpu_name()}, {os.cpu_count()} cores; {' '.join(sys.argv[1:]) or 'the workspace'}", flush=True)
     if args.recipe is None and args.images is None and not args.overrides:
         stage = measure([sys.executable, "-m", "stages.field"], cwd=ROOT)
         print(f"field stage of the workspace: {stage.seconds:.1f} s, peak RSS {stage.peak_rss_mb:.0f} MB")
-        report(ROOT, TARGETS["default"])
+        values = report(ROOT, TARGETS["default"])
+        records.write(run_record, {**values, "stage_seconds": stage.seconds, "peak_rss_mb": stage.peak_rss_mb})
         return
     overrides = recipes.overrides(recipes.get(args.recipe)) if args.recipe else {}
     if args.images is not None:
@@ -52,10 +56,11 @@ def main() -> None:
         run = measure(["dvc", "repro"], cwd=repo)
         print(f"{args.recipe or 'default'}: full dvc repro from scratch {run.seconds:.0f} s")
         # A variant (-S) is not what the targets are set for: its scores are shown bare.
-        report(repo, {} if args.overrides else TARGETS.get(args.recipe or "default", {}))
+        values = report(repo, {} if args.overrides else TARGETS.get(args.recipe or "default", {}))
+    records.write(run_record, {**values, "recipe": args.recipe, "repro_seconds": run.seconds})
 
 
-def report(repo: Path, targets: dict[str, float]) -> None:
+def report(repo: Path, targets: dict[str, float]) -> dict:
     """Each field score of `repo`'s metrics beside its target, if it has one."""
     field = json.loads((repo / "metrics/field.json").read_text())
     test = json.loads((repo / "metrics/metrics.json").read_text())["test_accuracy"]
@@ -66,6 +71,7 @@ def report(repo: Path, targets: dict[str, float]) -> None:
         target = targets.get(source)
         verdict = "" if target is None else f"target >= {target:.4f}: {'met' if field[source] >= target else 'NOT met'}"
         print(f"  {source:12} {field[source]:.4f}  {verdict}")
+    return {"test_accuracy": test, "field": field, "targets": targets}
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import records
+
 from common import ROOT, cpu_name, fresh_copy, measure
 
 
@@ -24,6 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
     rounds = parser.parse_args().rounds
+    run_record = records.start("pipeline_vs_notebook", sys.argv[1:])
     print(f"{cpu_name()}, {os.cpu_count()} cores, {rounds} rounds")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -34,7 +37,7 @@ def main() -> None:
             rows.append(("pipeline: dvc repro from scratch", full, accuracy))
 
             script = ROOT / "benchmarks/notebook_baseline.py"
-            baseline = measure([sys.executable, str(script), str(repo / "data/raw/mnist.npz")], cwd=repo)
+            baseline = measure([sys.executable, str(script), str(repo / "data/raw/mnist.npz"), "--no-record"], cwd=repo)
             rows.append(("notebook as a script", baseline, float(baseline.output.split()[-1])))
 
             data = measure(["dvc", "repro", "-f", "preprocess"], cwd=repo)
@@ -51,6 +54,13 @@ def main() -> None:
     pipeline = statistics.median(r.seconds for n, r, _ in rows if n.startswith("pipeline: dvc repro"))
     notebook = statistics.median(r.seconds for n, r, _ in rows if n.startswith("notebook"))
     print(f"median wall: pipeline {pipeline:.1f} s, notebook {notebook:.1f} s, ratio {pipeline / notebook:.2f}")
+    values = [
+        {"what": name, "seconds": result.seconds, "peak_rss_mb": result.peak_rss_mb, "test_accuracy": accuracy}
+        for name, result, accuracy in rows
+    ]
+    records.write(
+        run_record, {"rounds": rounds, "rows": values, "median_pipeline_s": pipeline, "median_notebook_s": notebook}
+    )
 
 
 if __name__ == "__main__":

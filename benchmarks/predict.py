@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import records
 from PIL import Image
 
 from common import ENV, ROOT, cpu_name
@@ -45,16 +46,16 @@ def rate(count: int, seconds: float) -> str:
     return f"{count / seconds:,.0f} images/s ({count} in {seconds:.2f} s)"
 
 
-def array_rate(predictor: Predictor, images: np.ndarray) -> str:
-    """Throughput of the model alone on 10,000 MNIST-form digits, after one warm-up call."""
+def array_seconds(predictor: Predictor, images: np.ndarray) -> tuple[int, float]:
+    """Throughput of the model alone on 10,000 MNIST-form digits, after one warm-up call: (count, seconds)."""
     batch = np.tile(images, (max(1, 10_000 // len(images)), 1, 1))[:10_000]
     predictor.probabilities(batch[:256])  # warm-up: the first call traces the Keras model
     started = time.perf_counter()
     predictor.probabilities(batch)
-    return rate(len(batch), time.perf_counter() - started)
+    return len(batch), time.perf_counter() - started
 
 
-def compare_litert(path: Path, seen: np.ndarray, keras_digits: np.ndarray, labels: np.ndarray) -> None:
+def compare_litert(path: Path, seen: np.ndarray, keras_digits: np.ndarray, labels: np.ndarray) -> dict | None:
     """A LiteRT model on the digits the Keras path saw: its accuracy and agreement with Keras.
 
     The same normalised 28x28 digits go to both, so any difference is the model's. Accuracy is
@@ -62,15 +63,18 @@ def compare_litert(path: Path, seen: np.ndarray, keras_digits: np.ndarray, label
     """
     if not path.exists():
         print(f"{path}: not exported (run `dvc repro export`)")
-        return
+        return None
     litert = Predictor.from_path(path)
     digits = litert.probabilities(seen).argmax(axis=1)
     differ = int(np.sum(digits != keras_digits))
+    photos = float(np.sum(digits == labels) / len(labels))
     print(f"LiteRT {path} on the digits the Keras path saw:")
-    print(f"  accuracy on the photos:                   {np.sum(digits == labels) / len(labels):.2%}")
+    print(f"  accuracy on the photos:                   {photos:.2%}")
     agreement = 1 - differ / len(seen)
     print(f"  same digit as Keras:                      {agreement:.2%}  ({differ} of {len(seen)} differ)")
-    print(f"  throughput, model on 28x28 arrays:        {array_rate(litert, seen)}")
+    count, seconds = array_seconds(litert, seen)
+    print(f"  throughput, model on 28x28 arrays:        {rate(count, seconds)}")
+    return {"photos_accuracy": photos, "agreement": agreement, "differ": differ, "arrays_per_s": count / seconds}
 
 
 def cold_starts(commands: dict[str, list[str]], repeats: int) -> dict[str, float]:
@@ -93,6 +97,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="cold starts of each command")
     args = parser.parse_args()
     os.chdir(ROOT)
+    run_record = records.start("predict", sys.argv[1:])
     images, labels = artifacts.load_split(paths.prepared("test"))
     images, labels = images[: args.count], labels[: args.count]
     predictor = Predictor.from_path(args.model)
@@ -110,14 +115,29 @@ def main() -> None:
     print(f"  the notebook's literal recipe on them:    {literal:.2%}")
     print(f"  no digit found in:                        {sum(p.error is not None for p in predicted)}")
 
-    print(f"throughput, model on 28x28 arrays:          {array_rate(predictor, images)}")
+    count, seconds = array_seconds(predictor, images)
+    print(f"throughput, model on 28x28 arrays:          {rate(count, seconds)}")
     print(f"throughput, photos in memory (normalise+model): {rate(len(pictures), chain_seconds)}")
+    values = {
+        "model": str(args.model),
+        "digits": len(labels),
+        "seed": args.seed,
+        "mnist_accuracy": mnist,
+        "photos_accuracy": ours,
+        "literal_recipe_accuracy": literal,
+        "no_digit_found": sum(p.error is not None for p in predicted),
+        "arrays_per_s": count / seconds,
+        "photos_in_memory_per_s": len(pictures) / chain_seconds,
+        "litert": {},
+    }
 
     found = [(p, label) for p, label in zip(predicted, labels) if p.error is None]
     seen = np.stack([p.digit28 for p, _ in found])
     keras_digits = np.array([p.digit for p, _ in found])
     for path in (paths.LITERT_FLOAT32, paths.LITERT_INT8):
-        compare_litert(path, seen, keras_digits, np.array([label for _, label in found]))
+        scores = compare_litert(path, seen, keras_digits, np.array([label for _, label in found]))
+        if scores is not None:
+            values["litert"][str(path)] = scores
 
     with tempfile.TemporaryDirectory() as tmp:
         files = []
@@ -126,7 +146,9 @@ def main() -> None:
             picture.save(files[-1], quality=90)
         started = time.perf_counter()
         predictor.predict(files)
-        print(f"throughput, JPEG files on disk:             {rate(len(files), time.perf_counter() - started)}")
+        files_seconds = time.perf_counter() - started
+        print(f"throughput, JPEG files on disk:             {rate(len(files), files_seconds)}")
+        values["jpeg_files_per_s"] = len(files) / files_seconds
         latencies = []
         for path in files[:50]:
             started = time.perf_counter()
@@ -146,6 +168,15 @@ def main() -> None:
         print(f"TensorFlow import alone (python -c):        {medians['import tensorflow']:.2f} s {runs}")
         print(f"CLI cold start, one image, default:         {medians['default']:.2f} s {runs}  ({default_model()})")
         print(f"CLI cold start, one image, Keras:           {medians['keras']:.2f} s {runs}  (--model {args.model})")
+    values.update(
+        latency_ms_median=1000 * statistics.median(latencies),
+        repeats=args.repeats,
+        tensorflow_import_s=medians["import tensorflow"],
+        cold_start_default_s=medians["default"],
+        cold_start_default_model=str(default_model()),
+        cold_start_keras_s=medians["keras"],
+    )
+    records.write(run_record, values)
 
 
 if __name__ == "__main__":

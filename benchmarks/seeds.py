@@ -15,8 +15,11 @@ import json
 import os
 import re
 import statistics
+import sys
 import tempfile
 from pathlib import Path
+
+import records
 
 from common import cpu_name, cpu_peak, fresh_copy, measure, parse_overrides
 from pipeline.core import config
@@ -35,13 +38,16 @@ def main() -> None:
     overrides = recipes.overrides(recipes.get(args.recipe)) if args.recipe else {}
     overrides.update(parse_overrides(args.overrides))
     what = " ".join(([f"recipe {args.recipe}"] if args.recipe else []) + args.overrides) or "defaults"
+    run_record = records.start("seeds", sys.argv[1:])
     print(f"{cpu_name()}, {os.cpu_count()} cores; {what}", flush=True)
-    accuracies, seconds = [], []
+    accuracies, seconds, per_seed = [], [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             repo = fresh_copy(Path(tmp) / f"seed{seed}", {**overrides, "seed": seed})
             run = measure(["dvc", "repro"], cwd=repo)
             metrics = json.loads((repo / "metrics/metrics.json").read_text())
+            exported = json.loads((repo / "metrics/export.json").read_text())
+            field = json.loads((repo / "metrics/field.json").read_text())
             accuracies.append(metrics["test_accuracy"])
             seconds.append(run.seconds)
             print(
@@ -49,16 +55,25 @@ def main() -> None:
                 f"full repro {run.seconds:.0f} s  peak RSS {run.peak_rss_mb:.0f} MB",
                 flush=True,
             )
-            print(
-                f"  export: {export_line(metrics, json.loads((repo / 'metrics/export.json').read_text()))}", flush=True
-            )
-            print(f"  compute: {compute_line(repo, run.output)}", flush=True)
-            print(f"  field: {field_line(json.loads((repo / 'metrics/field.json').read_text()))}", flush=True)
+            print(f"  export: {export_line(metrics, exported)}", flush=True)
+            compute = compute_figures(repo, run.output)
+            print(f"  compute: {compute_line(compute)}", flush=True)
+            print(f"  field: {field_line(field)}", flush=True)
+            per_seed[str(seed)] = {
+                "test_accuracy": metrics["test_accuracy"],
+                "params": metrics["params"],
+                "seconds": round(run.seconds, 1),
+                "peak_rss_mb": round(run.peak_rss_mb),
+                "export": exported,
+                "compute": compute,
+                "field": field,
+            }
     spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
     print(
         f"mean test_accuracy {100 * statistics.mean(accuracies):.2f}% ± {100 * spread:.2f} (std, n={len(accuracies)}); "
         f"full repro {statistics.mean(seconds):.0f} s mean, {min(seconds):.0f}-{max(seconds):.0f} s"
     )
+    records.write(run_record, {"recipe": args.recipe, "overrides": overrides, "seeds": per_seed})
 
 
 def export_line(metrics: dict, exported: dict) -> str:
@@ -79,7 +94,7 @@ def field_line(field: dict) -> str:
     return f"{scores} ({field['images_per_source']} digits a source)"
 
 
-def compute_line(repo: Path, output: str) -> str:
+def compute_figures(repo: Path, output: str) -> dict:
     """Operations per image, the GFLOP/s training achieved over its epochs, and the CPU's peak;
     training counted as `models.multiply_adds` says (three forward passes, two operations each)."""
     from pipeline.train import models  # imports TensorFlow: only once a run has finished
@@ -90,11 +105,22 @@ def compute_line(repo: Path, output: str) -> str:
     epoch_seconds = sum(float(s) for s in EPOCH_SECONDS.findall(output))
     flops = 3 * forward * images * params.train.epochs
     peak, how = cpu_peak()
-    achieved = flops / epoch_seconds / 1e9
+    return {
+        "forward_flops": forward,
+        "train_flops": flops,
+        "epoch_seconds": epoch_seconds,
+        "gflops": flops / epoch_seconds / 1e9,
+        "peak_gflops": peak,
+        "peak_how": how,
+    }
+
+
+def compute_line(compute: dict) -> str:
+    achieved, peak = compute["train_flops"] / compute["epoch_seconds"] / 1e9, compute["peak_gflops"]
     return (
-        f"{forward / 1e6:.2f} MFLOP per image forward, {flops / 1e12:.2f} TFLOP to train, "
-        f"epochs {epoch_seconds:.0f} s: {achieved:.0f} GFLOP/s, {achieved / peak:.0%} of the CPU's peak "
-        f"{peak:.0f} GFLOP/s ({how})"
+        f"{compute['forward_flops'] / 1e6:.2f} MFLOP per image forward, {compute['train_flops'] / 1e12:.2f} TFLOP "
+        f"to train, epochs {compute['epoch_seconds']:.0f} s: {achieved:.0f} GFLOP/s, {achieved / peak:.0%} of the "
+        f"CPU's peak {peak:.0f} GFLOP/s ({compute['peak_how']})"
     )
 
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 import numpy as np
+import records
 from PIL import Image
 
 from common import ENV, ROOT, cpu_name
@@ -219,6 +220,7 @@ def main() -> None:
     worker_counts = [int(n) for n in args.workers.split(",")]
     client_counts = [int(n) for n in args.clients.split(",")]
     os.chdir(ROOT)
+    run_record = records.start("serve", sys.argv[1:])
     images, labels = artifacts.load_split(paths.prepared("test"))
     count = min(max(client_counts) * args.requests, len(images))  # more requests than digits reuse them
     encoded = [(png(images[i]), int(labels[i])) for i in range(count)]
@@ -235,14 +237,18 @@ def main() -> None:
     print(f"{'':>7} {'':>7} {'':>7} {'':>7} {'':>7} {'':>5} {'':>6} {'p99':>8} {'max':>8}")
     attacked: list[tuple[int, int, dict]] = []
     problems = []
+    loads, model_answer = [], None
     for workers in worker_counts:
         server = Server(workers)
         try:
             warm(server, bodies, headers, workers)
+            model_answer = model_answer or get_model(server)
             for clients in client_counts:
                 requests = [bodies[i % len(bodies)] for i in range(clients * args.requests)]
                 shares = [requests[c * args.requests : (c + 1) * args.requests] for c in range(clients)]
-                print(row(workers, clients, load(server, shares, headers, None)), flush=True)
+                figures = load(server, shares, headers, None)
+                loads.append({"workers": workers, "clients": clients, **figures_record(figures)})
+                print(row(workers, clients, figures), flush=True)
             clients = min(client_counts)
             requests = [bodies[i % len(bodies)] for i in range(clients * args.requests)]
             shares = [requests[c * args.requests : (c + 1) * args.requests] for c in range(clients)]
@@ -264,6 +270,48 @@ def main() -> None:
     leftover = "".join(problems)
     if leftover:
         print(f"the servers' stderr:\n{leftover}")
+    beside = []
+    for workers, clients, figures in attacked:
+        crafted_tally = figures["attack"]
+        beside.append(
+            {
+                "workers": workers,
+                "clients": clients,
+                **figures_record(figures),
+                "crafted_sent": len(crafted_tally.results),
+                "crafted_statuses": sorted({r[1] for r in crafted_tally.results}),
+                "crafted_p50": crafted_tally.percentile(0.5),
+                "crafted_p99": crafted_tally.percentile(0.99),
+            }
+        )
+    values = {
+        "requests_per_client": args.requests,
+        "body": kind,
+        "crafted_scans": CRAFTED_SCANS,
+        "crafted_bytes": len(attack),
+        "load": loads,
+        "beside_crafted": beside,
+        "model": model_answer,
+    }
+    records.write(run_record, values)
+
+
+def figures_record(figures: dict) -> dict:
+    """A row's figures as a record holds them (latencies in ms), without the crafted client's tally."""
+    return {key.replace(" ", "_").replace("/", "_per_"): value for key, value in figures.items() if key != "attack"}
+
+
+def get_model(server: Server) -> dict | None:
+    """The service's GET /model answer: which model's bytes these figures are of."""
+    connection = server.connection()
+    try:
+        connection.request("GET", "/model")
+        response = connection.getresponse()
+        return json.loads(response.read()) if response.status == 200 else None
+    except (OSError, http.client.HTTPException, ValueError):
+        return None
+    finally:
+        connection.close()
 
 
 if __name__ == "__main__":

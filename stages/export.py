@@ -27,7 +27,7 @@ def main() -> None:
     }
     for (name, content), path in zip(litert_models.items(), (paths.LITERT_FLOAT32, paths.LITERT_INT8)):
         artifacts.write_bytes(path, content)
-        # Every core: the stage has the machine to itself (1.3 s less for the cnn on 2 cores).
+        # Every core: the stage has the machine to itself, and more threads give the same bytes.
         probabilities = runners.LiteRTModel(content, str(path), threads=os.cpu_count())(test_images)
         scores[name] = export.scores(probabilities, labels, keras_predicted, len(content))
     artifacts.save_json(paths.EXPORT_METRICS, scores)
@@ -39,4 +39,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main, skip_teardown=True)  # past TensorFlow's 0.6 s teardown
+    cli.run(main, skip_teardown=True)  # past TensorFlow's teardown (see cli.run)

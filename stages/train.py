@@ -17,4 +17,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main, skip_teardown=True)  # past TensorFlow's 0.6 s teardown
+    cli.run(main, skip_teardown=True)  # past TensorFlow's teardown (see cli.run)

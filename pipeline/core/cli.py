@@ -97,8 +97,8 @@ def after_dvc_deleted(error: PipelineError, environ: Mapping[str, str] = os.envi
 def leave() -> None:
     """End the process with code 0 now, without Python's teardown.
 
-    After TensorFlow, that teardown (its thread pools, thousands of modules) takes 0.6 s, in
-    each of the three stages that import it, every `dvc repro`. A stage's outputs are complete
+    After TensorFlow, that teardown (its thread pools, thousands of modules) takes over half a
+    second, in each of the three stages that import it, every `dvc repro`. A stage's outputs are complete
     files by then (pipeline.core.artifacts writes them whole), so only the output streams need
     flushing. No atexit handler runs.
     """

@@ -154,8 +154,9 @@ def _saved_model(path: Path) -> bool:
 def default_model() -> Path:
     """The LiteRT float32 model if the export stage has made it, else the Keras model.
 
-    float32, not int8: its digits agree with the Keras model's more often (`agreement` in
-    metrics/export.json; on photos, benchmarks/predict.py); int8 is a `--model` away. A LiteRT
+    float32, not int8: float32 gives the Keras model's digit where int8 now and then does not
+    (how often, on the test set: metrics/export.json's `agreement`; on realistic photos: the
+    record of benchmarks/predict.py, docs/predicting.md); int8 is a `--model` away. A LiteRT
     file that is there but broken (a dangling DVC link, a damaged copy) is reported, not
     skipped: a silent fall back to Keras would hide it behind a slow start.
     """

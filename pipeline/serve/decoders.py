@@ -146,7 +146,7 @@ class Decoder:
     @classmethod
     def start(cls, memory: int) -> "Decoder":
         """A new decoder process (blocking for the few ms the forkserver takes; the first call
-        starts the forkserver, about 0.5 s)."""
+        starts the forkserver, a fraction of a second)."""
         CONTEXT.set_forkserver_preload(["pipeline.serve.decoders"])
         ours, theirs = socket.socketpair()
         process = CONTEXT.Process(target=serve, args=(theirs, memory), daemon=True, name="decoder")

@@ -24,8 +24,7 @@ ELASTIC_SIGMA = 4.0
 # the sum over the lattice of two Gaussians of sigma 4 is their integral to 1e-4 (Poisson
 # summation: exp(-pi^2 sigma^2 / spacing^2)), so the field has the same statistics as Simard's
 # smoothed per-pixel noise, from 14x fewer random numbers and two small matrix products instead
-# of a 25-tap convolution: about 0.6 s more an epoch of the MLP's input than the affine warp alone,
-# where the convolution took 4 s more (batches of 512, 2 AMD EPYC cores).
+# of a 25-tap convolution, which cost several times more an epoch than the affine warp alone.
 ELASTIC_SPACING = 4.0
 
 

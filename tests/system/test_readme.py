@@ -1,19 +1,17 @@
-"""The front page and docs/ against what was measured, what the pipeline accepts and each other.
+"""The front page and docs/ against what the pipeline accepts and each other.
 
-A reader copies a row of the results table (docs/experiments.md) or its `dvc exp run` line and
-expects to train the recipe that was measured. Each row is linked to its runs in
-benchmarks/results.txt by the figure it reports (mean ± std over seeds 1-3) and must name exactly
-the -S flags those runs used, their time and parameter count; the README's headline rows must be
-rows of that table, figures included. Every `dvc exp run` line on any page must set real keys to
-values the config accepts, and the stage diagram must be what `dvc dag --md` prints. Field
-scores are metrics/field.json's (the default's row) or the `benchmarks/field.py` runs in
-results.txt (the model to deploy, and the table in docs/predicting.md).
+The figures themselves are rendered from benchmark records and metrics/ (benchmarks/render.py;
+tests/test_rendered_docs.py checks rendered = committed), so what is left to check here is
+what a reader copies: every row of the results table (docs/experiments.md) and every
+`dvc exp run` line on any page must set real keys to values the config accepts, each recipe
+bullet must set what its row sets, and the stage diagram must be what `dvc dag --md` prints.
 Parameters are documented once: every key of params.yaml has a comment on its line, and no page
 re-types params.yaml in a code block. The pages hold together: every relative link and #anchor
-in README.md and docs/*.md resolves, every docs page is linked from the README, and the README
-stays a front page (under 200 lines).
+in README.md and docs/*.md resolves, every docs page is linked from the README, the README names
+one model to deploy with its command, and it stays a front page (under 200 lines).
 """
 
+import copy
 import json
 import re
 import shlex
@@ -21,9 +19,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from pipeline.core import config
+from pipeline.core.config import parse_yaml
 from pipeline.review import recipes
 from testkit.markdown import code_blocks, outside_code_blocks, section
 from testkit.repos import BIN, ROOT, env
@@ -32,7 +29,6 @@ README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 EXPERIMENTS = DOCS / "experiments.md"  # the results table, its recipes, experiments
 README_MAX_LINES = 200
-RESULTS = ROOT / "benchmarks" / "results.txt"
 PARAMS = ROOT / "params.yaml"
 RECIPES = ROOT / "recipes.yaml"
 RECIPE_COMMAND = "python -m pipeline.review.recipes"
@@ -49,15 +45,6 @@ class Row:
     seconds: int
 
 
-@dataclass
-class Run:
-    seeds: list[int]
-    flags: dict[str, object]
-    accuracy: str | None  # from the "mean test_accuracy" line, when the block has one
-    mean_seconds: int | None
-    parameters: set[int]
-
-
 def readme() -> str:
     return README.read_text()
 
@@ -68,7 +55,7 @@ def pages() -> list[Path]:
 
 
 def parse_value(text: str) -> object:
-    return yaml.safe_load(text)  # as benchmarks/common.parse_overrides reads -S values
+    return parse_yaml(text, "-S")  # as benchmarks/common.parse_overrides reads -S values
 
 
 def parse_flags(pairs: list[str]) -> dict[str, object]:
@@ -100,60 +87,17 @@ def results_rows() -> list[Row]:
     return rows
 
 
-def recorded_runs() -> list[Run]:
-    """Each `$ python benchmarks/seeds.py ...` block of results.txt: its flags and what it printed."""
-    runs = []
-    for block in re.split(r"\n(?=\$ )", RESULTS.read_text()):
-        command, *output = block.split("\n")
-        if not command.startswith("$ python benchmarks/seeds.py"):
-            continue
-        ends = [n for n, line in enumerate(output) if not line.strip() or line.startswith("#")]
-        output = output[: ends[0] if ends else len(output)]  # what follows is another run's
-        args = shlex.split(command[2:])[2:]
-        seeds, pairs, recipe, index = [], [], {}, 0
-        while index < len(args):
-            if args[index] == "--seeds":
-                index += 1
-                while index < len(args) and not args[index].startswith("-"):
-                    seeds.append(int(args[index]))
-                    index += 1
-            elif args[index] in ("-S", "--set"):
-                pairs.append(args[index + 1])
-                index += 2
-            elif args[index] == "--recipe":  # its values, under any -S, as seeds.py applies them
-                recipe = recipes.overrides(recipes.get(args[index + 1], RECIPES))
-                index += 2
-            else:
-                raise AssertionError(f"results.txt: unexpected argument {args[index]!r} in {command!r}")
-        text = "\n".join(output)
-        mean = re.search(r"^mean test_accuracy (\S+% ± \S+) \(std, n=\d+\); full repro (\d+) s mean", text, re.M)
-        runs.append(
-            Run(
-                seeds=seeds or [1, 2, 3],  # seeds.py's default
-                flags={**recipe, **parse_flags(pairs)},
-                accuracy=mean.group(1) if mean else None,
-                mean_seconds=int(mean.group(2)) if mean else None,
-                parameters={int(n) for n in re.findall(r"^seed \d+: .*\bparams (\d+)", text, re.M)},
-            )
-        )
-    return runs
-
-
 def describe(flags: dict[str, object]) -> str:
     return " ".join(f"{key}={value}" for key, value in sorted(flags.items())) or "(none)"
 
 
-def runs_behind(row: Row) -> list[Run]:
-    return [run for run in recorded_runs() if run.seeds == [1, 2, 3] and run.accuracy == row.accuracy]
-
-
 def params_yaml() -> dict:
-    return yaml.safe_load(PARAMS.read_text())
+    return parse_yaml(PARAMS.read_text(), "params.yaml")
 
 
 def with_overrides(params: dict, flags: dict[str, object]) -> dict:
     """params with dotted keys set; an unknown key is an error, as it is for `dvc exp run -S`."""
-    params = yaml.safe_load(yaml.safe_dump(params))  # a deep copy
+    params = copy.deepcopy(params)
     for dotted, value in flags.items():
         *sections, key = dotted.split(".")
         mapping = params
@@ -166,7 +110,7 @@ def with_overrides(params: dict, flags: dict[str, object]) -> dict:
 
 
 def validate(params: dict) -> config.Params:
-    return config.parse(yaml.safe_dump(params, sort_keys=False))
+    return config.parse(json.dumps(params))  # JSON is YAML 1.2: read as params.yaml is
 
 
 def dvc_exp_run_commands() -> list[str]:
@@ -198,7 +142,7 @@ def dvc_applies(tmp_path: Path, overrides: list[str]) -> list[dict]:
         path.write_text(PARAMS.read_text())
         if sweep:
             apply_overrides(path, sweep["params.yaml"])
-        results.append(yaml.safe_load(path.read_text()))
+        results.append(parse_yaml(path.read_text(), str(path)))
     return results
 
 
@@ -211,32 +155,6 @@ def recipe_bullets() -> dict[str, str]:
         if match and ("`dvc " in line or f"`{RECIPE_COMMAND} " in line):
             bullets[match.group(1)] = line
     return bullets
-
-
-def test_every_results_row_names_exactly_the_flags_its_runs_used():
-    for row in results_rows():
-        runs = runs_behind(row)
-        assert runs, f"row {row.label!r}: no seeds 1-3 run in results.txt reports {row.accuracy}"
-        for run in runs:
-            missing = {k: v for k, v in run.flags.items() if row.options.get(k, object()) != v}
-            extra = {k: v for k, v in row.options.items() if k not in run.flags}
-            assert not missing and not extra, (
-                f"row {row.label!r} ({row.accuracy}) was measured with {describe(run.flags)}; "
-                f"the row leaves out or changes {describe(missing)} and adds {describe(extra)}"
-            )
-
-
-def test_every_results_row_time_and_size_come_from_runs_of_its_recipe():
-    runs = recorded_runs()
-    for row in results_rows():
-        same = [run for run in runs if run.flags == row.options]
-        assert same, f"row {row.label!r}: no run in results.txt used {describe(row.options)}"
-        assert row.seconds in {run.mean_seconds for run in same}, (
-            f"row {row.label!r}: {row.seconds} s is no mean time of a run with {describe(row.options)}"
-        )
-        assert all(run.parameters == {row.parameters} for run in same), (
-            f"row {row.label!r}: {row.parameters:,} parameters; the runs printed {[run.parameters for run in same]}"
-        )
 
 
 def test_a_row_label_that_names_a_batch_size_names_the_one_its_recipe_uses():
@@ -380,97 +298,10 @@ def test_the_readme_is_a_front_page():
     assert lines < README_MAX_LINES, f"README.md has {lines} lines; move detail to a page in docs/"
 
 
-def test_the_readme_headline_rows_are_rows_of_the_results_table():
-    lines = [line for line in section(readme(), "Results").splitlines() if line.startswith("|")]
-    header = [cell.strip() for cell in lines[0].strip().strip("|").split("|")]
-    full = {row.label: row for row in results_rows()}
-    assert len(lines) > 2, "the README shows no headline results"
-    for line in lines[2:]:
-        cells = dict(zip(header, (cell.strip() for cell in line.strip().strip("|").split("|"))))
-        label = cells["model"].replace("**", "")
-        assert label in full, f"README row {label!r} is not a row of docs/experiments.md's results table"
-        row = full[label]
-        said = (
-            int(cells["parameters"].replace(",", "")),
-            re.search(r"\d+\.\d+% ± \d+\.\d+", cells["test accuracy, seeds 1-3"]).group(),
-            int(re.fullmatch(r"(\d+) s", cells["full `dvc repro`"]).group(1)),
-        )
-        assert said == (row.parameters, row.accuracy, row.seconds), (
-            f"README row {label!r} says {said}; docs/experiments.md {(row.parameters, row.accuracy, row.seconds)}"
-        )
-        assert "docs/experiments.md" in line, f"README row {label!r} does not link to its recipe"
-
-
-def test_the_readme_field_row_is_metrics_field_json():
-    """The field scores are shown as metrics/field.json holds them, never retyped."""
-    field = json.loads((ROOT / "metrics/field.json").read_text())
-    lines = [line for line in section(readme(), "Deployed models").splitlines() if line.startswith("| arrays")]
-    assert lines, "the README shows no field scores"
-    table = section(readme(), "Deployed models").split(lines[0])[1].splitlines()
-    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
-    values = [cell.strip() for cell in table[2].strip("|").split("|")]
-    assert values == [f"{100 * field[source]:.1f}%" for source in header]
-    assert f"{field['images_per_source']} seeded test digits per source" in readme()
-
-
-FIELD_RUN = re.compile(r"^\$ python benchmarks/field\.py (.+)$")
-FIELD_SCORE = re.compile(r"^  (\w+) +(\d\.\d{4})\b")
-
-
-def field_runs() -> dict[str, dict[str, float]]:
-    """benchmarks/results.txt's `python benchmarks/field.py ...` runs: the options given -> the
-    scores printed (the last run of each, as a re-run replaces a figure)."""
-    runs: dict[str, dict[str, float]] = {}
-    current = None
-    for line in RESULTS.read_text().splitlines():
-        if match := FIELD_RUN.match(line):
-            current = runs[match.group(1).strip()] = {}
-        elif current is not None and (score := FIELD_SCORE.match(line)):
-            current[score.group(1)] = float(score.group(2))
-        elif current is not None and line.startswith("$ "):
-            current = None
-    return runs
-
-
-def shown(value: float) -> str:
-    return f"{100 * value:.1f}%"
-
-
-def test_the_model_to_deploy_is_named_once_with_its_command_and_measured_field_scores():
+def test_the_model_to_deploy_is_named_once_with_its_command():
     benchmark = (ROOT / "benchmarks" / "field.py").read_text()
     deployment = re.search(r'^DEPLOYMENT = "(\w+)"', benchmark, re.MULTILINE).group(1)
     lines = [line for line in readme().splitlines() if line.startswith("**The model to deploy**")]
     assert len(lines) == 1, "the README names no model to deploy, or more than one"
     assert f"`{deployment}`, `{RECIPE_COMMAND} {deployment}`" in lines[0]
     assert deployment in recipes.load()
-    scores = field_runs()[f"--recipe {deployment} --images 1000"]
-    said = dict(re.findall(r"(\w+) (\d+\.\d%)", lines[0]))
-    assert said == {source: shown(scores[source]) for source in said} and len(said) == 5, said
-
-
-def test_the_field_table_of_predicting_is_the_benchmark_runs():
-    table = section((DOCS / "predicting.md").read_text(), "The model to deploy")
-    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
-    header = [cell.strip() for cell in rows[0].strip("|").split("|")]
-    runs = field_runs()
-    for row in rows[1:]:
-        cells = dict(zip(header, (cell.strip() for cell in row.strip("|").split("|"))))
-        name = cells["model"].split()[0]
-        scores = runs["--images 1000" if name == "mlp" else f"--recipe {name} --images 1000"]
-        for source in ("mnist_png", "photos", "drawn", "scans", "app_exports"):
-            assert cells[source] == shown(scores[source]), f"{name} {source}: {cells[source]}"
-
-
-FIELD_COLUMN = "field: photos, drawn"
-
-
-def test_the_readme_results_field_column_is_the_benchmark_runs():
-    lines = [line for line in section(readme(), "Results").splitlines() if line.startswith("|")]
-    header = [cell.strip() for cell in lines[0].strip().strip("|").split("|")]
-    assert FIELD_COLUMN in header, "the README's results table shows no field scores"
-    runs = field_runs()
-    for line in lines[2:]:
-        cells = dict(zip(header, (cell.strip() for cell in line.strip().strip("|").split("|"))))
-        label = cells["model"].replace("**", "").split()[0]
-        scores = runs["--images 1000" if label == "mlp" else f"--recipe {label} --images 1000"]
-        assert cells[FIELD_COLUMN] == f"{shown(scores['photos'])}, {shown(scores['drawn'])}", label
