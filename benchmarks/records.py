@@ -51,7 +51,8 @@ def start(benchmark: str, args: list[str]) -> dict:
         "command": " ".join(["python", f"benchmarks/{benchmark}.py", *args]),
         "name": name_for(benchmark, args),
         "commit": git("rev-parse", "HEAD"),
-        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        # Records themselves do not make a run dirty: a batch of benchmarks writes one after another.
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results")),
         "cpu": info.get("model name", "unknown CPU"),
         "cores": os.cpu_count() or 1,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
