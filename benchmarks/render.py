@@ -541,6 +541,37 @@ def serve_model(sources: Sources, _: str | None) -> str:
     return "```\n$ curl -s localhost:8765/model\n" + json.dumps(answer, separators=(",", ":")) + "\n```"
 
 
+def examples(sources: Sources) -> dict:
+    """benchmarks/examples.py's record, checked to be of the committed model (dvc.lock's md5)."""
+    values = sources.record("examples")["values"]
+    lock_md5 = {out["path"]: out["md5"] for stage in sources.lock["stages"].values() for out in stage.get("outs", [])}
+    if lock_md5.get(values["model"]["file"]) != values["model"]["md5"]:
+        model = values["model"]["file"]
+        raise KeyError(f"the examples record is not of dvc.lock's {model}: rerun benchmarks/examples.py")
+    return values
+
+
+@renderer("predict-examples")
+def predict_examples(sources: Sources, _: str | None) -> str:
+    """`python -m pipeline.predict` on examples/ as benchmarks/examples.py recorded it."""
+    lines = []
+    for shown in examples(sources)["predict"]:
+        lines.append(f"$ {shown['command']}\n{shown['output']}")
+        if shown["exit_code"]:
+            lines.append(f"$ echo $?\n{shown['exit_code']}\n")
+    return "```\n" + "".join(lines) + "```"
+
+
+@renderer("serve-examples")
+def serve_examples(sources: Sources, _: str | None) -> str:
+    """The service's answers to examples/ as benchmarks/examples.py recorded them."""
+    lines = [
+        f"$ {answer['curl']}\n{answer['body']}" + (f" {answer['status']}" if answer["show_status"] else "") + "\n"
+        for answer in examples(sources)["serve"]
+    ]
+    return "```\n" + "".join(lines) + "```"
+
+
 @renderer("predict-litert")
 def predict_litert(sources: Sources, _: str | None) -> str:
     record = sources.record("predict")
