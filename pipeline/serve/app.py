@@ -10,6 +10,8 @@
     GET  /readyz    {"status": "ready", "sha256": ...}: readiness, a model is loaded and answering
     GET  /model     the model answering: file, format, sha256, md5, and the metrics that
                     measured that content, matched through dvc.lock's hashes (identity.py)
+    POST /feedback  ?label=D and one image: a correction, stored when the service runs with
+                    --collect DIR (feedback.py); GET /feedback says whether it does
 
 The model follows its file: replaced on disk, it is reloaded by the next request (holder.py).
 
@@ -44,7 +46,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from pipeline.predict.predictor import Prediction, Predictor, Upload
-from pipeline.serve import decoders, identity
+from pipeline.serve import decoders, feedback, identity
+from pipeline.serve.feedback import Collecting
 from pipeline.serve.holder import ModelHolder
 from pipeline.serve.limits import BODY_TIMEOUT, MAX_BODY_BYTES, MAX_FILES, MAX_PREDICTS, MAX_REQUEST_PIXELS, add_limits
 from pipeline.serve.uploads import read_uploads
@@ -65,8 +68,10 @@ def create_app(
     max_predicts: int = MAX_PREDICTS,
     decode_timeout: float = decoders.DEADLINE,
     decoder_count: int = decoders.SIZE,
+    collecting: Collecting | None = None,
 ) -> FastAPI:
-    """The service answering from `predictor`, and from its file's new content when that changes."""
+    """The service answering from `predictor`, and from its file's new content when that changes;
+    with `collecting`, keeping the corrections POST /feedback sends (feedback.py)."""
     service = Service(ModelHolder(predictor), decoders.Decoders(size=decoder_count, deadline=decode_timeout), max_files)
 
     @asynccontextmanager
@@ -78,10 +83,11 @@ def create_app(
             service.pool.stop()
 
     app = FastAPI(title="MNIST digits", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
-    app.state.service, app.state.decoders = service, service.pool
+    app.state.service, app.state.decoders, app.state.collecting = service, service.pool, collecting
     # python-multipart logs each malformed body on stderr as well; its client gets the 400 here.
     logging.getLogger("python_multipart").setLevel(logging.ERROR)
     app.include_router(routes)
+    app.include_router(feedback.routes)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     add_limits(app, max_body_bytes, body_timeout, max_predicts)
     return app

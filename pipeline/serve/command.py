@@ -12,13 +12,20 @@ closed; an image not decoded within `--decode-timeout` seconds is refused (decod
 """
 
 import argparse
+import ipaddress
+import os
 from pathlib import Path
 
 from pipeline.core import cli, paths
+from pipeline.core.errors import DataError
 from pipeline.predict.predictor import Predictor, default_model
+from pipeline.serve.collect import MAX_BYTES, MAX_FILES
 from pipeline.serve.decoders import DEADLINE
+from pipeline.serve.feedback import CollectOptions
 from pipeline.serve.limits import BODY_TIMEOUT
 from pipeline.serve.server import HEAD_TIMEOUT, ServeConfig, listen, serve, url
+
+TOKEN_VARIABLE = "MNIST_COLLECT_TOKEN"  # POST /feedback's bearer token, when the service listens beyond loopback
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -36,6 +43,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--body-timeout", type=float, default=BODY_TIMEOUT, metavar="S", help=timeout_help)
     decode_help = f"seconds an image may take to decode, else its record is an error (default: {DEADLINE:g})"
     parser.add_argument("--decode-timeout", type=float, default=DEADLINE, metavar="S", help=decode_help)
+    collect_help = "store the corrections POST /feedback sends (and the page offers) under DIR/<digit>/ (default: off)"
+    parser.add_argument("--collect", type=cli.path_argument, metavar="DIR", help=collect_help)
+    files_help = f"digits the collection may hold (default: {MAX_FILES:,})"
+    parser.add_argument("--collect-max-files", type=cli.positive, default=MAX_FILES, metavar="N", help=files_help)
+    bytes_help = f"bytes the collection may hold (default: {MAX_BYTES:,})"
+    parser.add_argument("--collect-max-bytes", type=cli.positive, default=MAX_BYTES, metavar="N", help=bytes_help)
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be between 0 and 65535, got {args.port}")
@@ -44,7 +57,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for option in ("head_timeout", "body_timeout", "decode_timeout"):
         if not getattr(args, option) > 0:
             parser.error(f"--{option.replace('_', '-')} must be positive, got {getattr(args, option):g}")
+    if args.collect is not None and not loopback(args.host) and not os.environ.get(TOKEN_VARIABLE):
+        parser.error(f"--collect on {args.host} (beyond this machine) needs a token: set {TOKEN_VARIABLE}")
     return args
+
+
+def loopback(host: str) -> bool:
+    """Whether `host` is this machine only: no one else can reach what listens there."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve beyond this machine
+        return False
+
+
+def collect_options(args: argparse.Namespace) -> CollectOptions | None:
+    """--collect's options, its folder made (or a one-line error); the token from the environment only,
+    never the command line, which any user of the machine can read in `ps`."""
+    if args.collect is None:
+        return None
+    try:
+        args.collect.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DataError(f"{args.collect}: cannot make the --collect folder ({error.strerror or error})") from None
+    token = os.environ.get(TOKEN_VARIABLE) or None
+    return CollectOptions(args.collect, args.collect_max_files, args.collect_max_bytes, token)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,9 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     model = Path(args.model) if args.model is not None else default_model()
     predictor = Predictor.from_path(model)  # here too: a bad --model is one line, not one per worker
     loaded = predictor if args.workers == 1 else None  # workers load their own
-    config = ServeConfig(model, args.workers, args.head_timeout, args.body_timeout, args.decode_timeout, loaded)
+    collect = collect_options(args)
+    config = ServeConfig(
+        model, args.workers, args.head_timeout, args.body_timeout, args.decode_timeout, loaded, collect
+    )
     listener = listen(args.host, args.port)
     workers = f" with {args.workers} workers" if args.workers > 1 else ""
-    print(f"serving {predictor.source} ({predictor.format}) on {url(listener)}{workers}; Ctrl-C stops it", flush=True)
+    collecting = f", collecting corrections in {collect.root}" if collect else ""
+    print(
+        f"serving {predictor.source} ({predictor.format}) on {url(listener)}{workers}{collecting}; Ctrl-C stops it",
+        flush=True,
+    )
     serve(config, listener)
     return 0

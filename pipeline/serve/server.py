@@ -17,6 +17,7 @@ from uvicorn.supervisors import Multiprocess
 from pipeline.core.errors import PipelineError
 from pipeline.predict.predictor import Predictor
 from pipeline.serve.app import create_app
+from pipeline.serve.feedback import CollectOptions
 
 # Connections served at once, per worker; past it uvicorn answers 503 in plain text to every
 # route. The app sheds /predict itself past app.MAX_PREDICTS (which bounds the bodies in
@@ -38,9 +39,11 @@ class ServeConfig(uvicorn.Config):
         body_timeout: float,
         decode_timeout: float,
         loaded: Predictor | None = None,
+        collect: CollectOptions | None = None,
     ) -> None:
-        """`loaded`: the model already loaded from `model`, for one process (never pickled then)."""
-        self.model, self.loaded, self.head_timeout = model, loaded, head_timeout
+        """`loaded`: the model already loaded from `model`, for one process (never pickled then);
+        `collect`: where and how POST /feedback stores corrections, if it does."""
+        self.model, self.loaded, self.head_timeout, self.collect = model, loaded, head_timeout, collect
         self.body_timeout, self.decode_timeout = body_timeout, decode_timeout
         super().__init__(
             "pipeline.serve.app:create_app",  # named for uvicorn's checks; load_app builds it
@@ -54,7 +57,10 @@ class ServeConfig(uvicorn.Config):
 
     def load_app(self):  # in the process that serves: its own model, its own decoders
         predictor = self.loaded or Predictor.from_path(self.model)
-        return create_app(predictor, body_timeout=self.body_timeout, decode_timeout=self.decode_timeout)
+        collecting = self.collect.open() if self.collect else None
+        return create_app(
+            predictor, body_timeout=self.body_timeout, decode_timeout=self.decode_timeout, collecting=collecting
+        )
 
 
 class HeadTimeout(H11Protocol):

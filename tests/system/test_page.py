@@ -71,6 +71,21 @@ def server(tmp_path_factory, template_litert):
 
 
 @pytest.fixture(scope="module")
+def collecting_server(tmp_path_factory, template_litert):
+    """As `server`, with `--collect DIR`: its base URL and DIR."""
+    where = tmp_path_factory.mktemp("collecting")
+    command = [sys.executable, "-m", "pipeline.serve", "--model", str(template_litert), "--port", "0"]
+    started = Started(
+        [*command, "--collect", str(where / "collected")], ROOT, where / "logs", env(PYTHONPATH=str(ROOT))
+    )
+    try:
+        started.wait_for(lambda: started.out().endswith("\n"), 60, "the line saying where it listens")
+        yield started.out().split(" on ")[1].split(",")[0], where / "collected"
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="module")
 def browser():
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not shutil.which(path)]
     if missing:
@@ -215,6 +230,35 @@ def test_drawing_a_1_a_7_and_a_0_shows_each_and_a_chosen_file_is_read(server, br
     wait_for_answer(browser, before)
     assert_shows(shown(browser), 4)
     assert browser.find_element(By.ID, "status").text == "Read from typeset-4.png."
+
+
+def collected(root) -> list[str]:
+    return sorted(str(path.relative_to(root)).split("/")[0] for path in root.rglob("*.png"))
+
+
+def test_a_wrong_answer_is_corrected_and_a_right_one_confirmed_into_the_collection(collecting_server, browser):
+    base, root = collecting_server
+    viewport(browser, *DESKTOP)
+    browser.get(base + "/")
+    assert_shows(draw_and_read(browser, 7), 7)
+    correct = browser.find_element(By.ID, "correct")
+    WebDriverWait(browser, ANSWER_SECONDS).until(lambda d: correct.is_displayed(), "no correction offered")
+    browser.find_element(By.CSS_SELECTOR, '#labels button[data-label="1"]').click()  # "it was a 1"
+    thanks = browser.find_element(By.ID, "thanks")
+    WebDriverWait(browser, ANSWER_SECONDS).until(lambda d: thanks.text, "no word on the correction")
+    assert thanks.text == "Thank you: kept as a 1." and collected(root) == ["1"]
+
+    assert_shows(draw_and_read(browser, 0), 0)
+    browser.find_element(By.ID, "right").click()
+    WebDriverWait(browser, ANSWER_SECONDS).until(lambda d: thanks.text, "no word on the confirmation")
+    assert thanks.text == "Thank you: kept as a 0." and collected(root) == ["0", "1"]
+
+
+def test_a_service_that_does_not_collect_offers_no_correction(server, browser):
+    viewport(browser, *DESKTOP)
+    browser.get(server + "/")
+    assert_shows(draw_and_read(browser, 1), 1)
+    assert not browser.find_element(By.ID, "correct").is_displayed()
 
 
 def test_a_file_dropped_on_the_page_is_read(server, browser):

@@ -1,10 +1,13 @@
 // The page: draw on #pad (pointer events: mouse, pen, touch) or drop/choose an image; each finished
 // stroke, after a short pause, sends the pad as a PNG to POST /predict?include=input, and the answer
-// fills #digit, the 28x28 the model saw (#input) and the ten bars. Plain JS, nothing from elsewhere.
+// fills #digit, the 28x28 the model saw (#input) and the ten bars. When the service collects
+// (GET /feedback), #correct offers "Right" and the ten digits: a click sends the same image to
+// POST /feedback?label=D. Plain JS, nothing from elsewhere.
 "use strict";
 
 const PAUSE_MS = 250;  // after a stroke ends: long enough to start the next stroke of a 4 or a 7
 const PREDICT_URL = "/predict?include=input";
+const FEEDBACK_URL = "/feedback";
 
 const pad = document.getElementById("pad");
 const ink = pad.getContext("2d");
@@ -12,7 +15,10 @@ const input = document.getElementById("input");
 const bars = document.getElementById("bars");
 const answer = document.getElementById("answer");
 const statusLine = document.getElementById("status");
+const correct = document.getElementById("correct");
+const thanks = document.getElementById("thanks");
 let drawn = false, last = null, timer = null, asked = 0;
+let collecting = false, answered = null;  // answered: the image and the digit of the answer shown
 
 function clearPad() {
   ink.fillStyle = "#000";
@@ -66,7 +72,7 @@ document.getElementById("clear").addEventListener("click", () => {
 
 function sendPad() {
   if (!drawn) return;
-  pad.toBlob((png) => send(png, { "Content-Type": "image/png" }, "your drawing"), "image/png");
+  pad.toBlob((png) => send(png, { "Content-Type": "image/png" }, "your drawing", png), "image/png");
 }
 
 function sendFile(file) {
@@ -74,10 +80,10 @@ function sendFile(file) {
   clearPad();
   const form = new FormData();
   form.append("image", file, file.name);
-  send(form, {}, file.name);
+  send(form, {}, file.name, file);
 }
 
-async function send(body, headers, what) {
+async function send(body, headers, what, image) {
   const mine = ++asked;
   say("Asking the model\u2026");
   try {
@@ -99,6 +105,7 @@ async function send(body, headers, what) {
     }
     show(record);
     say(`Read from ${what}.`);
+    offerCorrection(image, record.digit);
   } catch (error) {
     if (mine === asked) say(`The server did not answer (${error.message}).`, true);
   }
@@ -115,7 +122,34 @@ function say(text, isError = false) {
   statusLine.classList.toggle("error", isError);
 }
 
+function offerCorrection(image, digit) {
+  answered = { image, digit };
+  thanks.textContent = "";
+  thanks.classList.remove("error");
+  correct.hidden = !collecting;
+}
+
+async function sendCorrection(label) {
+  if (!answered) return;
+  const form = new FormData();
+  form.append("image", answered.image, answered.image.name || "drawing.png");
+  const token = document.getElementById("token").value;
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  try {
+    const response = await fetch(`${FEEDBACK_URL}?label=${label}`, { method: "POST", body: form, headers });
+    const reply = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+    const kept = response.ok;
+    thanks.textContent = kept ? `Thank you: kept as a ${label}.` : reply.error || `HTTP ${response.status}`;
+    thanks.classList.toggle("error", !kept);
+    if (kept) answered = null;  // one correction per answer
+  } catch (error) {
+    thanks.textContent = `The server did not answer (${error.message}).`;
+    thanks.classList.add("error");
+  }
+}
+
 function show(record) {
+  if (!record) correct.hidden = true;
   document.getElementById("digit").textContent = record ? record.digit : "\u2013";
   document.getElementById("confidence").textContent = record
     ? `${(100 * record.confidence).toFixed(1)} % sure` : "\u00a0";
@@ -161,6 +195,22 @@ document.addEventListener("drop", (event) => {  // anywhere on the page: a misse
   dropZone.classList.remove("dragging");
   sendFile(event.dataTransfer.files[0]);
 });
+
+const labels = document.getElementById("labels");
+for (let digit = 0; digit < 10; digit++) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = digit;
+  button.dataset.label = digit;
+  button.addEventListener("click", () => sendCorrection(digit));
+  labels.append(button);
+}
+document.getElementById("right").addEventListener("click", () => answered && sendCorrection(answered.digit));
+
+fetch(FEEDBACK_URL).then((response) => response.json()).then((state) => {
+  collecting = state.collecting === true;
+  document.getElementById("token-label").hidden = !state.token_required;
+}).catch(() => {});
 
 clearPad();
 show(null);
