@@ -14,6 +14,7 @@ RECIPES = Path("recipes.yaml")  # named sets of train values, run by `python -m 
 
 RAW = Path("data/raw/mnist.npz")
 PREPARED_DIR = Path("data/prepared")
+COLLECTED = Path("data/collected")  # digits users corrected or imported: <label>/<sha256>.png (pipeline/collect/)
 SPLITS = ("train", "val", "test")
 MODEL = Path("models/model.keras")
 # The export stage's forms of the model: TF Serving loads SAVED_MODEL/<version>/.

@@ -16,10 +16,10 @@ import ipaddress
 import os
 from pathlib import Path
 
+from pipeline.collect.store import MAX_BYTES, MAX_FILES
 from pipeline.core import cli, paths
 from pipeline.core.errors import DataError
 from pipeline.predict.predictor import Predictor, default_model
-from pipeline.serve.collect import MAX_BYTES, MAX_FILES
 from pipeline.serve.decoders import DEADLINE
 from pipeline.serve.feedback import CollectOptions
 from pipeline.serve.limits import BODY_TIMEOUT

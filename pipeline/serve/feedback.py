@@ -17,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from pipeline.serve.collect import MAX_BYTES, MAX_FILES, Full, Store, label_of
+from pipeline.collect.store import MAX_BYTES, MAX_FILES, Full, Store, label_of
 from pipeline.serve.uploads import read_uploads
 
 routes = APIRouter()

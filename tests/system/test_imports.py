@@ -15,7 +15,8 @@ ALLOWED = {
     "core": set(),
     "render": set(),
     "predict": {"core"},
-    "serve": {"core", "predict"},
+    "collect": {"core", "predict"},
+    "serve": {"core", "predict", "collect"},
     "train": {"core", "predict", "render"},
     "review": {"core", "train"},
 }

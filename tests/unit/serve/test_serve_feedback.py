@@ -14,10 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from pipeline.collect import store as collect
+from pipeline.collect.store import Store
 from pipeline.predict import Predictor
 from pipeline.serve import app as service
-from pipeline.serve import collect
-from pipeline.serve.collect import Store
 from pipeline.serve.feedback import Collecting
 from testkit.faults import Started
 from testkit.glyphs import glyph
