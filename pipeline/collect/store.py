@@ -55,7 +55,7 @@ def label_of(text: str) -> str:
 
 
 class Store:
-    """DIR/<label>/<sha256>.png, bounded; safe to call from several threads of one process."""
+    """DIR/<label>/<sha256>.png, bounded; safe to call from several threads and processes at once."""
 
     def __init__(self, root: Path, max_files: int = MAX_FILES, max_bytes: int = MAX_BYTES) -> None:
         self.root, self.max_files, self.max_bytes = Path(root), max_files, max_bytes
