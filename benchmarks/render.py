@@ -60,6 +60,11 @@ class Sources:
     def yaml(self, path: str) -> dict:
         return parse_yaml((self.root / path).read_text(), path)
 
+    def lock_md5(self, path: str) -> str | None:
+        """The md5 dvc.lock gives the output at `path`, if a stage writes it."""
+        outs = (out for stage in self.lock["stages"].values() for out in stage.get("outs", []))
+        return next((out["md5"] for out in outs if out["path"] == path), None)
+
     def record(self, benchmark: str, *args: str) -> dict:
         name = records.name_for(benchmark, list(args))
         if name not in self.records:
@@ -528,8 +533,7 @@ def serve_model(sources: Sources, _: str | None) -> str:
     """GET /model as benchmarks/serve.py recorded it, checked against the committed dvc.lock and metrics."""
     record = sources.record("serve")
     answer = record["values"]["model"]
-    lock_md5 = {out["path"]: out["md5"] for stage in sources.lock["stages"].values() for out in stage.get("outs", [])}
-    if lock_md5.get(answer["file"]) != answer["md5"]:
+    if sources.lock_md5(answer["file"]) != answer["md5"]:
         raise KeyError(
             f"the serve record's model ({answer['md5']}) is not dvc.lock's {answer['file']}: rerun benchmarks/serve.py"
         )
@@ -544,8 +548,7 @@ def serve_model(sources: Sources, _: str | None) -> str:
 def examples(sources: Sources) -> dict:
     """benchmarks/examples.py's record, checked to be of the committed model (dvc.lock's md5)."""
     values = sources.record("examples")["values"]
-    lock_md5 = {out["path"]: out["md5"] for stage in sources.lock["stages"].values() for out in stage.get("outs", [])}
-    if lock_md5.get(values["model"]["file"]) != values["model"]["md5"]:
+    if sources.lock_md5(values["model"]["file"]) != values["model"]["md5"]:
         model = values["model"]["file"]
         raise KeyError(f"the examples record is not of dvc.lock's {model}: rerun benchmarks/examples.py")
     return values
