@@ -16,6 +16,9 @@ RAW = Path("data/raw/mnist.npz")
 PREPARED_DIR = Path("data/prepared")
 COLLECTED = Path("data/collected")  # digits users corrected or imported: <label>/<sha256>.png (pipeline/collect/)
 SPLITS = ("train", "val", "test")
+# The collected digits' train part as a prepared split (the collected stage); their test part
+# is scored from the files themselves, through the decoder, by the field stage.
+COLLECTED_TRAIN = PREPARED_DIR / "collected_train.npz"
 MODEL = Path("models/model.keras")
 # The export stage's forms of the model: TF Serving loads SAVED_MODEL/<version>/.
 SAVED_MODEL = Path("models/saved_model")
@@ -53,6 +56,7 @@ def prepared(split: str) -> Path:
 STAGE_OUTPUTS = {
     "fetch": [RAW, DATASET_INFO],
     "preprocess": [prepared(s) for s in SPLITS],
+    "collected": [COLLECTED_TRAIN],
     "train": [MODEL, LEARNING_CURVE],
     "evaluate": [METRICS, PREDICTIONS],
     "plot": [PLOTS_DIR],
