@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.collect.store import LABELS
+from pipeline.core import paths
+from pipeline.core.config import parse_yaml
 from pipeline.core.datasets import IMAGE_SHAPE
 from pipeline.core.errors import DataError
 from pipeline.predict.images import load_gray
@@ -28,6 +30,31 @@ class Digit:
     path: Path  # under the store's root: <label>/<name>.png
     label: int
     sha256: str  # of the file's bytes
+
+
+def recorded(lock: Path, root: Path) -> int:
+    """How many files dvc.lock records in the store `root` (0 without a lock or a record of it)."""
+    try:
+        text = Path(lock).read_text()
+    except FileNotFoundError:
+        return 0
+    stages = (parse_yaml(text, str(lock)) or {}).get("stages", {})
+    outs = [out for stage in stages.values() for out in stage.get("outs", [])]
+    return sum(out.get("nfiles", 0) for out in outs if out.get("path") == Path(root).as_posix())
+
+
+def ensure(root: Path, lock: Path = paths.DVC_LOCK) -> None:
+    """Make the empty store a fresh clone lacks; DataError if dvc.lock says it holds digits.
+
+    DVC keeps the store in its cache and remote, not in git: a clone has it after `dvc pull`.
+    Starting it empty there would record an empty store in dvc.lock and lose every digit.
+    """
+    if Path(root).exists():
+        return
+    count = recorded(lock, root)
+    if count:
+        raise DataError(f"{root}: missing, and {lock} records {count:,} collected digits in it: run `dvc pull {root}`")
+    Path(root).mkdir(parents=True)
 
 
 def digits(root: Path) -> list[Digit]:
