@@ -42,6 +42,9 @@ GIT_TRACKED = (DATASET_INFO, LEARNING_CURVE, METRICS, PREDICTIONS, PLOTS_DIR, EX
 # others first), so a failed field stage keeps the last complete scores, and the collected store,
 # which no stage writes, is never lost to a run.
 PERSISTED = (FIELD_METRICS, COLLECTED)
+# Outputs no stage writes: people add to them. A change to one is new data for `dvc repro` to
+# record, never another run's file that `dvc checkout` should put back (that would delete it).
+USERS_DATA = (COLLECTED,)
 
 # Written by `python -m pipeline.review.report` and `python -m pipeline.review.history`, not by DVC stages.
 REPORT_DIR = Path("report")
@@ -82,6 +85,11 @@ def stage_output(path: str | Path) -> Path | None:
 def tracked_by_git(path: str | Path) -> bool:
     """Whether `path` (relative to the repository root) is in GIT_TRACKED or inside one of its folders."""
     return _within(Path(path), GIT_TRACKED)
+
+
+def users_data(path: str | Path) -> bool:
+    """Whether `path` (relative to the repository root) is in USERS_DATA or inside one of its folders."""
+    return _within(Path(path), USERS_DATA)
 
 
 def _within(path: Path, outputs: Iterable[Path]) -> bool:

@@ -2,6 +2,8 @@
 grows, the layout checked with one line naming the stray file, digits read as the served path
 reads them."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -105,3 +107,36 @@ def test_an_unreadable_digit_stops_with_its_name(tmp_path):
     with pytest.raises(PipelineError) as caught:
         dataset.arrays(tmp_path, dataset.digits(tmp_path))
     assert str(bad) in str(caught.value)
+
+
+LOCK = """schema: '2.0'
+stages:
+  collected:
+    cmd: python -m stages.collected
+    outs:
+    - path: data/collected
+      hash: md5
+      md5: 0123456789abcdef0123456789abcdef.dir
+      size: 2400
+      nfiles: {nfiles}
+"""
+
+
+def test_a_fresh_clone_gets_an_empty_store_when_dvc_lock_records_none(tmp_path):
+    lock = tmp_path / "dvc.lock"
+    lock.write_text(LOCK.format(nfiles=0))
+    dataset.ensure(tmp_path / "data/collected", lock)
+    assert (tmp_path / "data/collected").is_dir()
+    dataset.ensure(tmp_path / "elsewhere", tmp_path / "no-lock-yet")
+    assert (tmp_path / "elsewhere").is_dir()
+
+
+def test_a_missing_store_that_dvc_lock_says_held_digits_is_refused_not_started_empty(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("dvc.lock").write_text(LOCK.format(nfiles=12))
+    with pytest.raises(DataError) as caught:
+        dataset.ensure(Path("data/collected"), Path("dvc.lock"))
+    assert str(caught.value) == (
+        "data/collected: missing, and dvc.lock records 12 collected digits in it: run `dvc pull data/collected`"
+    )
+    assert not Path("data/collected").exists()
