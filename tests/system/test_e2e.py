@@ -15,7 +15,7 @@ from testkit import experiments
 from testkit.repos import ran_stages, run, set_params
 
 pytestmark = pytest.mark.slow
-ALL_STAGES = ["fetch", "preprocess", "train", "evaluate", "plot", "export", "field"]
+ALL_STAGES = ["fetch", "preprocess", "collected", "train", "evaluate", "plot", "export", "field"]
 FIELD_SOURCES = ["mnist_png", "photos", "drawn", "scans", "app_exports"]
 EXPORTS = {"saved_model", "litert_float32", "litert_int8"}
 
