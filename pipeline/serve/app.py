@@ -15,8 +15,9 @@
 
 The model follows its file: replaced on disk, it is reloaded by the next request (holder.py).
 
-GET routes answer HEAD as well. Past MAX_PREDICTS requests to /predict at once, more are shed with
-503 {"error": ...} and Retry-After before a byte of their body is read (the page shows "busy").
+GET routes answer HEAD as well. Past MAX_PREDICTS requests with images (POST /predict and /feedback)
+at once, more are shed with 503 {"error": ...} and Retry-After before a byte of their body is read
+(the page shows "busy").
 
 /predict answers 200 when every image was classified, 422 when any was not (the list still holds
 every image's record), as `predict` exits 1 when one input failed. Any other refusal is a 4xx

@@ -3,8 +3,8 @@ amount of memory and time, and the one JSON shape of every refusal: {"error": ".
 
 A request body is counted as it streams in and cut off past MAX_BODY_BYTES (a Content-Length over
 it is refused before a byte is read); a body that stops arriving is answered 408 after
-`body_timeout` seconds; past MAX_PREDICTS requests to /predict at once, more are shed with 503
-and Retry-After before a byte of their body is read.
+`body_timeout` seconds; past MAX_PREDICTS requests with images (POST /predict and /feedback) at
+once, more are shed with 503 and Retry-After before a byte of their body is read.
 """
 
 import asyncio
@@ -23,9 +23,9 @@ MAX_FILES = 16  # images per request: enough for a page of digits, and one reque
 # Seconds for a whole body to arrive: 8 MB needs ~2 Mbit/s. uvicorn's keep-alive timeout does not
 # cover a body that stalls half-way, and each stalled request holds a connection slot.
 BODY_TIMEOUT = 30.0
-# /predict requests answered at once, per worker; more are shed with 503. Their bodies stay under
-# 64 x 8 MB. At 16, a closed loop of 32 clients on one worker had most of its requests shed
-# (benchmarks/serve.py): that is load, not overload.
+# Requests with images to decode (POST /predict and /feedback) answered at once, per worker; more
+# are shed with 503. Their bodies stay under 64 x 8 MB. At 16, a closed loop of 32 clients on one
+# worker had most of its requests shed (benchmarks/serve.py): that is load, not overload.
 MAX_PREDICTS = 64
 RETRY_AFTER = 1  # seconds: one request takes milliseconds to a second
 # Pixels in all the images of one request, read from their headers: two photos at images.py's
@@ -34,26 +34,31 @@ MAX_REQUEST_PIXELS = 2 * images.MAX_PIXELS
 
 
 def add_limits(app: FastAPI, max_body_bytes: int, body_timeout: float, max_predicts: int) -> None:
-    """The body limits, the shedding of /predict (outermost: before any body is read) and the
-    JSON refusals, on a FastAPI app."""
+    """The body limits, the shedding of image requests (outermost: before any body is read) and
+    the JSON refusals, on a FastAPI app."""
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(Exception, server_error)
     app.add_middleware(BodyLimits, max_bytes=max_body_bytes, timeout=body_timeout)
-    app.add_middleware(Shed, path="/predict", limit=max_predicts)
+    app.add_middleware(Shed, paths=SHED, limit=max_predicts)
+
+
+# The routes whose POSTs bring images to decode: one budget for all, since they share the bodies'
+# memory and the decoder processes (a flood of corrections must not starve predictions of them).
+SHED = ("/predict", "/feedback")
 
 
 class Shed:
-    """At most `limit` requests to `path` at once; past it 503 with Retry-After, the body unread.
+    """At most `limit` POSTs to `paths` at once, together; past it 503 with Retry-After, the body unread.
 
     uvicorn's own concurrency limit answers 503 in plain text to every route, /healthz included,
     which gets a healthy pod killed; shedding here keeps the cheap routes answering."""
 
-    def __init__(self, app: ASGIApp, path: str, limit: int) -> None:
-        self.app, self.path, self.limit, self.busy = app, path, limit, 0
+    def __init__(self, app: ASGIApp, paths: tuple[str, ...], limit: int) -> None:
+        self.app, self.paths, self.limit, self.busy = app, paths, limit, 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path:
+        if scope["type"] != "http" or scope["path"] not in self.paths or scope["method"] != "POST":
             return await self.app(scope, receive, send)
         if self.busy >= self.limit:
             message = f"busy: {self.limit} requests are being answered; try again in {RETRY_AFTER} s"

@@ -1,5 +1,6 @@
-"""Liveness and readiness apart from load: /predict is shed past its limit with a 503 JSON
-error and Retry-After, while /healthz and /readyz answer; GET routes answer HEAD."""
+"""Liveness and readiness apart from load: requests with images (POST /predict and /feedback,
+one budget) are shed past their limit with a 503 JSON error and Retry-After, while /healthz and
+/readyz answer; GET routes answer HEAD."""
 
 import asyncio
 import io
@@ -8,8 +9,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from pipeline.collect.store import Store
 from pipeline.predict import Predictor
 from pipeline.serve import app as service
+from pipeline.serve.feedback import Collecting
 from testkit.builders import png_claiming
 from testkit.glyphs import glyph
 
@@ -39,10 +42,18 @@ def test_readiness_names_the_model_that_answers(predictor):
         assert ready == {"status": "ready", "sha256": client.get("/model").json()["sha256"]}
 
 
-def test_past_the_limit_predict_is_shed_with_retry_after_and_healthz_still_answers(predictor):
-    app = service.create_app(predictor, max_predicts=2)
+@pytest.mark.parametrize(
+    "held, shed_path",
+    [("/predict", "/predict"), ("/feedback", "/predict"), ("/predict", "/feedback")],
+)
+def test_past_the_limit_image_requests_are_shed_with_retry_after_and_healthz_still_answers(
+    predictor, tmp_path, held, shed_path
+):
+    # /predict and /feedback share one budget: both bring bodies to hold and images to decode.
+    app = service.create_app(predictor, max_predicts=2, collecting=Collecting(Store(tmp_path)))
+    query = {"/predict": "", "/feedback": "?label=7"}
 
-    async def scenario() -> tuple[list[httpx.Response], httpx.Response, httpx.Response, httpx.Response]:
+    async def scenario() -> tuple[list[httpx.Response], *tuple[httpx.Response, ...]]:
         release = asyncio.Event()
 
         async def slow_body():  # a client sending its image slowly holds its place
@@ -52,22 +63,25 @@ def test_past_the_limit_predict_is_shed_with_retry_after_and_healthz_still_answe
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             headers = {"content-type": "image/png"}
-            held = [
-                asyncio.create_task(client.post("/predict", content=slow_body(), headers=headers)) for _ in range(2)
+            held_requests = [
+                asyncio.create_task(client.post(held + query[held], content=slow_body(), headers=headers))
+                for _ in range(2)
             ]
             await asyncio.sleep(0.2)  # both are in, waiting for their bodies
-            shed = await client.post("/predict", content=png(1), headers=headers)
+            shed = await client.post(shed_path + query[shed_path], content=png(1), headers=headers)
             health = await client.get("/healthz")
+            collecting = await client.get("/feedback")  # a GET is never shed: the page asks it after each answer
             release.set()
-            answered = await asyncio.gather(*held)
+            answered = await asyncio.gather(*held_requests)
             after = await client.post("/predict", content=png(1), headers=headers)  # room again
-            return list(answered), shed, health, after
+            return list(answered), shed, health, collecting, after
 
-    answered, shed, health, after = asyncio.run(scenario())
+    answered, shed, health, collecting, after = asyncio.run(scenario())
     assert shed.status_code == 503 and shed.headers["retry-after"] == "1"
     assert shed.json()["error"].startswith("busy: 2 requests are being answered")
     assert health.status_code == 200 and health.json() == {"status": "ok"}
-    assert [r.status_code for r in answered] == [200, 200] and [r.json()[0]["digit"] for r in answered] == [7, 7]
+    assert collecting.status_code == 200 and collecting.json()["collecting"] is True
+    assert [r.status_code for r in answered] == ([200, 200] if held == "/predict" else [201, 200])
     assert after.status_code == 200 and after.json()[0]["digit"] == 1
 
 
