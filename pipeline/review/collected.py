@@ -1,25 +1,25 @@
 """The collected digits at two revisions: which a change added, removed and relabelled.
 
-The store (data/collected/<label>/<sha256 of the PNG>.png, pipeline/collect/store.py) is tracked
-by `dvc add data/collected`: git holds data/collected.dvc, which names a .dir object in DVC's
-cache that lists the files. A side's listing is read through DVC's own filesystem
-(dvc.api.DVCFileSystem at that revision, or at the workspace's data/collected.dvc): from the
-cache, else from the remote the revision configures. No data/collected.dvc there is an empty
-listing; a listing or a digit in neither the cache nor a remote is an Unavailable saying what
-to run, never a traceback. Since a digit's file name is its content's hash, the same name under
-another label at the head is the same image relabelled.
+The store (data/collected/<label>/<sha256 of the PNG>.png, pipeline/collect/store.py) is an output
+of the collected stage: dvc.lock records it as a .dir object, DVC's listing of its files, kept in
+the DVC cache and remote, not in git (data/collected.dvc recorded it before). A side's listing is
+read through DVC's own filesystem, dvc.api.DVCFileSystem at that revision or in the workspace:
+from the cache, else from the remote the revision configures. A side that records no store, or
+an empty one, has no digits and DVC is not asked; a listing or a digit in neither the cache nor a
+remote is an Unavailable saying what to run, never a traceback. A digit's file name is its
+content's hash, so the same name under another label at the head is the same image relabelled.
 """
 
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from pipeline.core import config, paths
 from pipeline.core.errors import ConfigError
 from pipeline.review import gallery, revisions, tables
 
-DVC_FILE = paths.COLLECTED.with_name(paths.COLLECTED.name + ".dvc")  # what `dvc add data/collected` writes
+DVC_FILE = paths.COLLECTED.with_name(paths.COLLECTED.name + ".dvc")  # the store's record until December 2026
 GALLERY = "collected.png"  # beside report.md
 LEGEND = "framed: relabelled, another label at the base"  # below the gallery's rows, when one is
 RELABELLED_SHOWN = 20  # lines of the relabelled list; a longer one ends with "and N more"
@@ -31,8 +31,18 @@ Listing = frozenset[str]  # paths under data/collected: "<label>/<name>"
 class Unavailable:
     """A listing (or digits) that neither the DVC cache nor a remote gave."""
 
-    what: str  # what is missing, e.g. "its listing (the object `7de9….dir` that `data/collected.dvc` names)"
+    what: str  # what is missing, e.g. "its listing (the object `7de9….dir` that `dvc.lock` records)"
     command: str  # what brings it into the cache
+
+
+@dataclass(frozen=True)
+class Record:
+    """What a revision records of the store: its .dir object, and where."""
+
+    md5: str  # "7de9….dir"
+    nfiles: int | None  # None: not recorded
+    where: str  # "dvc.lock", or "data/collected.dvc" at an older revision
+    update: str  # what records the folder as it is, in Markdown
 
 
 @dataclass(frozen=True)
@@ -51,7 +61,7 @@ class Comparison:
     relabelled: tuple[Relabelled, ...] = ()
     digits: dict[str, bytes] = field(default_factory=dict)  # the added digits to draw, by path
     missing: Unavailable | None = None  # some of those digits were in neither the cache nor a remote
-    unrecorded: str = ""  # the workspace's data/collected differs from its data/collected.dvc
+    unrecorded: str = ""  # the workspace's data/collected differs from its record
 
 
 def label_and_name(path: str) -> tuple[str, str]:
@@ -99,21 +109,40 @@ def fetch_command(rev: str | None) -> str:
     """What puts `rev`'s collected digits into the cache. `dvc fetch` takes no revision, but
     every commit's are few: the same image at many commits is one object."""
     if rev is revisions.WORKSPACE:
-        return f"dvc fetch {DVC_FILE}"
-    return f"dvc fetch --all-commits {DVC_FILE}"
+        return f"dvc fetch {paths.COLLECTED}"
+    return f"dvc fetch --all-commits {paths.COLLECTED}"
 
 
-def listing_object(rev: str | None) -> str:
-    """The .dir object that data/collected.dvc names at `rev`, or "" if it names none."""
+def record(rev: str | None) -> Record | None:
+    """The store's record at `rev`: the stage output in dvc.lock, else data/collected.dvc; None if neither."""
+    stages = _yaml(rev, paths.DVC_LOCK).get("stages")
+    for stage, locked in (stages if isinstance(stages, dict) else {}).items():
+        outs = locked.get("outs") if isinstance(locked, dict) else None
+        for out in outs if isinstance(outs, list) else []:
+            if isinstance(out, dict) and out.get("path") == paths.COLLECTED.as_posix():
+                return _record(out, str(paths.DVC_LOCK), f"`dvc repro` (or `dvc commit {stage}`, without training)")
+    outs = _yaml(rev, DVC_FILE).get("outs")
+    if isinstance(outs, list) and outs and isinstance(outs[0], dict):
+        return _record(outs[0], str(DVC_FILE), f"`dvc add {paths.COLLECTED}`")
+    return None
+
+
+def _yaml(rev: str | None, path: Path) -> dict:
+    """A YAML mapping at `rev`; {} if absent, or not a mapping: no record to read there."""
     try:
-        outs = (config.parse_yaml(revisions.read_text(rev, DVC_FILE) or "", str(DVC_FILE)) or {}).get("outs")
-        return str(outs[0]["md5"])
-    except (ConfigError, AttributeError, LookupError, TypeError):  # not the layout `dvc add` writes
-        return ""
+        parsed = config.parse_yaml(revisions.read_text(rev, path) or "", str(path))
+    except ConfigError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
-def listing(rev: str | None):  # -> (Listing | Unavailable, the dvc.api.DVCFileSystem that read it)
-    """The paths data/collected.dvc lists at `rev` (WORKSPACE: the file on disk, not the folder)."""
+def _record(out: dict, where: str, update: str) -> Record:
+    nfiles = out.get("nfiles")
+    return Record(str(out.get("md5", "")), nfiles if isinstance(nfiles, int) else None, where, update)
+
+
+def listing(rev: str | None, recorded: Record):  # -> (Listing | Unavailable, the DVCFileSystem that read it)
+    """The paths `recorded` lists at `rev` (WORKSPACE: dvc.lock on disk, not the folder)."""
     # DVC is imported here, not at the top: a report without collected digits never needs it.
     from dvc.api import DVCFileSystem
 
@@ -121,11 +150,10 @@ def listing(rev: str | None):  # -> (Listing | Unavailable, the dvc.api.DVCFileS
         fs = DVCFileSystem(os.getcwd(), rev=rev)
         found = fs.find(paths.COLLECTED.as_posix(), detail=True)
     except Exception:  # noqa: BLE001 - DVC's own (the .dir is not in the cache) or a remote plugin's (auth, network): the report goes on
-        named = listing_object(rev)
-        what = f"its listing (the object `{named}` that `{DVC_FILE}` names)" if named else "its listing"
-        return Unavailable(what, fetch_command(rev)), None
+        named = f"the object `{recorded.md5}` that `{recorded.where}` records" if recorded.md5 else recorded.where
+        return Unavailable(f"its listing ({named})", fetch_command(rev)), None
     prefix = paths.COLLECTED.as_posix() + "/"
-    # In the workspace DVC's filesystem shows the files on disk too: keep what data/collected.dvc records.
+    # In the workspace DVC's filesystem shows the files on disk too: keep those the record lists.
     return frozenset(path.removeprefix(prefix) for path, info in found.items() if "dvc_info" in info), fs
 
 
@@ -144,8 +172,8 @@ def read_digits(rev: str | None, fs, wanted: Iterable[str]) -> tuple[dict[str, b
     return digits, Unavailable(what, fetch_command(rev))
 
 
-def unrecorded(recorded: Listing) -> str:
-    """A line if the workspace's data/collected holds other files than its data/collected.dvc lists."""
+def unrecorded(listed: Listing, recorded: Record | None) -> str:
+    """A line if the workspace's data/collected holds other files than its record lists."""
     if not paths.COLLECTED.is_dir():
         return ""  # not checked out: nothing to differ
     # the store writes a digit beside its place as .<random>.tmp first: not a digit yet
@@ -154,15 +182,16 @@ def unrecorded(recorded: Listing) -> str:
         for file in paths.COLLECTED.rglob("*")
         if file.is_file() and not file.name.startswith(".")
     }
-    new, gone = len(on_disk - recorded), len(recorded - on_disk)
-    differences = [f"holds {counted(new)} that `{DVC_FILE}` does not list"] if new else []
-    differences += [f"lacks {counted(gone)} it lists"] if gone else []
+    where = recorded.where if recorded else str(paths.DVC_LOCK)
+    new, gone = len(on_disk - listed), len(listed - on_disk)
+    differences = [f"holds {counted(new)} that `{where}` does not record"] if new else []
+    differences += [f"lacks {counted(gone)} it records"] if gone else []
     if not differences:
         return ""
+    update = recorded.update if recorded else "`dvc repro`"
     return (
-        f"`{paths.COLLECTED}` on disk {' and '.join(differences)}: this report reads `{DVC_FILE}`. "
-        f"`dvc add {paths.COLLECTED}` records the folder as it is; `dvc checkout {paths.COLLECTED}` makes it "
-        "what the file records."
+        f"`{paths.COLLECTED}` on disk {' and '.join(differences)}: this report reads `{where}`; "
+        f"{update} records the folder as it is."
     )
 
 
@@ -173,11 +202,13 @@ def counted(count: int) -> str:
 
 def compare(base_rev: str, head_rev: str | None) -> Comparison | None:
     """The collected digits at both sides and their difference; None if neither has any."""
+    records = [record(rev) for rev in (base_rev, head_rev)]
+    # no record, or one of an empty store: no digits, and nothing to ask DVC (nor to be missing from its cache)
     (base, _), (head, head_fs) = (
-        listing(rev) if revisions.read_text(rev, DVC_FILE) is not None else (frozenset(), None)
-        for rev in (base_rev, head_rev)
+        (frozenset(), None) if recorded is None or recorded.nfiles == 0 else listing(rev, recorded)
+        for rev, recorded in zip((base_rev, head_rev), records)
     )
-    note = unrecorded(head) if head_rev is revisions.WORKSPACE and isinstance(head, frozenset) else ""
+    note = unrecorded(head, records[1]) if head_rev is revisions.WORKSPACE and isinstance(head, frozenset) else ""
     if base == frozenset() and head == frozenset() and not note:
         return None
     if isinstance(base, Unavailable) or isinstance(head, Unavailable):

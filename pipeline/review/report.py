@@ -8,7 +8,7 @@ DVC cache nor a retrain (the collected digits aside). Writes OUT/report.md: the 
 with their absolute and relative change, the params that changed (or why a side's params.yaml is
 unreadable), the digits whose recall or F1 moved by more than --class-threshold, DVC's own
 `metrics diff` and `params diff`, and links to the learning curves and confusion matrices of both
-sides, written as PNGs beside it. When either side has collected digits (data/collected.dvc), a
+sides, written as PNGs beside it. When either side has collected digits (data/collected/), a
 section counts those added, removed and relabelled per label (listed from DVC's cache or remote:
 review/collected.py), with the field stage's scores on them, and collected.png draws the added
 ones. With --max-drop, it exits 1 after writing the report when test accuracy fell by more than

@@ -1,8 +1,9 @@
 """The collected digits in the pull-request report, read through DVC from real temporary repos.
 
 Each repo is git + DVC with a few digits under data/collected/<label>/ made by the collect store,
-`dvc add`ed and committed twice: the base holds 3/a, 3/b and 7/c; the head moves b to 8 (a
-relabelled digit), adds five 5s and removes c. DVC's own diffs in the report are stubbed out.
+the output of a stage as in dvc.yaml, recorded by `dvc repro` and committed twice: the base holds
+3/a, 3/b and 7/c; the head moves b to 8 (a relabelled digit), adds five 5s and removes c. DVC's
+own diffs in the report are stubbed out.
 """
 
 import io
@@ -30,6 +31,17 @@ def collect(repo: Path, label: str, seed: int) -> str:
     return Store(repo / "data/collected").save(digit(seed), label).path.as_posix()
 
 
+# The collected stage's record of the store, as dvc.yaml has it; its command leaves the store alone.
+DVC_YAML = """\
+stages:
+  collected:
+    cmd: mkdir -p data/collected
+    outs:
+      - data/collected:
+          persist: true
+"""
+
+
 def move(repo: Path, path: str, label: str) -> str:
     """Relabel a stored digit by hand, as a reviewer fixing one would: the same file, another folder."""
     target = Path(label) / Path(path).name
@@ -45,14 +57,15 @@ def built(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     repo.mkdir()
     run(["git", "init", "-q"], cwd=repo)
     run(["dvc", "init", "-q"], cwd=repo)
+    (repo / "dvc.yaml").write_text(DVC_YAML)
     write_run(repo, {"seed": 42}, metrics(0.95), figures=False)  # the figures are tested elsewhere
     digits = {"a": collect(repo, "3", 1), "b": collect(repo, "3", 2), "c": collect(repo, "7", 3)}
-    run(["dvc", "add", "-q", "data/collected"], cwd=repo)
+    run(["dvc", "repro", "-q"], cwd=repo)
     commit(repo, "base: three digits")
     digits["b8"] = move(repo, digits["b"], "8")
     fives = [collect(repo, "5", seed) for seed in range(10, 15)]
     (repo / "data/collected" / digits["c"]).unlink()
-    run(["dvc", "add", "-q", "data/collected"], cwd=repo)
+    run(["dvc", "repro", "-q"], cwd=repo)
     write_run(repo, {"seed": 42}, metrics(0.96), figures=False)
     commit(repo, "head: b relabelled 8, five 5s, c removed")
     return repo, {**digits, **{f"5-{i}": path for i, path in enumerate(fives)}}
@@ -130,16 +143,15 @@ def test_the_gallery_draws_the_added_digits_a_row_per_label(repo, built):
 
 def test_the_workspace_is_read_as_its_dvc_file_records_it(repo):
     collect(repo, "2", 40)
-    run(["dvc", "add", "-q", "data/collected"], cwd=repo)  # recorded, not committed
+    run(["dvc", "repro", "-q"], cwd=repo)  # recorded in dvc.lock, not committed
     collect(repo, "2", 41)  # on disk only
     report.main(["--base", "HEAD", "--out", "R"])
     found = section((repo / "R/report.md").read_text())
     assert "**1 added, 0 removed** since the base (7 → 8 digits in `data/collected`)." in found
     assert "| 2 | 0 | 1 | 1 | 0 |" in found
     assert (
-        "`data/collected` on disk holds 1 digit that `data/collected.dvc` does not list: this report reads "
-        "`data/collected.dvc`. `dvc add data/collected` records the folder as it is; `dvc checkout data/collected` "
-        "makes it what the file records."
+        "`data/collected` on disk holds 1 digit that `dvc.lock` does not record: this report reads `dvc.lock`; "
+        "`dvc repro` (or `dvc commit collected`, without training) records the folder as it is."
     ) in found
 
 
@@ -154,12 +166,12 @@ def test_a_listing_missing_from_the_cache_is_one_line_saying_what_to_run(repo, t
     found = section(text)
     for side, rev in (("base", "HEAD~1"), ("head", "HEAD")):
         sha = run(["git", "rev-parse", rev], cwd=clone).stdout.strip()
-        named = collected.listing_object(sha)  # the .dir object that side's data/collected.dvc names
+        named = collected.record(sha).md5  # the .dir object that side's dvc.lock records
         assert named.endswith(".dir")
         assert (
             f"_`data/collected` at the {side}, `{rev}` ({sha[:7]}): its listing (the object `{named}` that "
-            "`data/collected.dvc` names) is in neither the DVC cache nor a remote reached from here: "
-            "run `dvc fetch --all-commits data/collected.dvc`, then the report again._"
+            "`dvc.lock` records) is in neither the DVC cache nor a remote reached from here: "
+            "run `dvc fetch --all-commits data/collected`, then the report again._"
         ) in found
     assert "Traceback" not in text and "| test_accuracy | 0.95 | 0.96 |" in text  # the rest of the report is there
     assert not (clone / "R" / collected.GALLERY).exists()  # no gallery, and not the stale one either
@@ -175,7 +187,7 @@ def test_digits_missing_from_the_cache_are_one_line_and_the_rest_drawn(repo):
     assert "**6 added, 2 removed**" in found  # the listings are there
     assert (
         "_all 6 digits to draw are in neither the DVC cache nor a remote reached from here: "
-        "run `dvc fetch --all-commits data/collected.dvc`, then the report again._"
+        "run `dvc fetch --all-commits data/collected`, then the report again._"
     ) in found
     assert not (repo / "R" / collected.GALLERY).exists()
 
@@ -193,6 +205,37 @@ def test_a_remote_gives_what_the_cache_lacks(repo, tmp_path):
         report.main(["--base", "HEAD~1", "--head", "HEAD", "--out", "R"])
     assert "**6 added, 2 removed**" in section((clone / "R/report.md").read_text())
     assert (clone / "R" / collected.GALLERY).is_file()
+
+
+def test_an_empty_store_at_both_sides_is_no_section_and_no_dvc(tmp_path, monkeypatch):
+    # main's state until digits are collected: dvc.lock records the store, with no files
+    run(["git", "init", "-q"], cwd=tmp_path)
+    run(["dvc", "init", "-q"], cwd=tmp_path)
+    (tmp_path / "dvc.yaml").write_text(DVC_YAML)
+    write_run(tmp_path, {"seed": 42}, metrics(0.95), figures=False)
+    run(["dvc", "repro", "-q"], cwd=tmp_path)
+    sha = commit(tmp_path, "an empty store")
+    monkeypatch.chdir(tmp_path)
+    assert collected.record(sha).nfiles == 0
+    monkeypatch.setattr(collected, "listing", lambda rev, recorded: pytest.fail("DVC asked for an empty store"))
+    monkeypatch.setattr(report, "run_dvc", lambda args: "_dvc stub_")
+    report.main(["--base", "HEAD", "--out", "R"])
+    assert "ollected" not in (tmp_path / "R/report.md").read_text()
+
+
+def test_the_record_is_dvc_lock_or_at_an_older_revision_data_collected_dvc(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/collected.dvc").write_text(
+        "outs:\n- md5: 7de9.dir\n  size: 880\n  nfiles: 1\n  path: collected\n"
+    )
+    assert collected.record(None) == collected.Record("7de9.dir", 1, "data/collected.dvc", "`dvc add data/collected`")
+    lock = "stages:\n  collected:\n    outs:\n    - path: data/collected\n      md5: ab.dir\n      nfiles: 2\n"
+    (tmp_path / "dvc.lock").write_text(lock)
+    assert collected.record(None).md5 == "ab.dir" and collected.record(None).where == "dvc.lock"
+    (tmp_path / "dvc.lock").write_text("stages: [not, a, mapping]\n")
+    (tmp_path / "data/collected.dvc").unlink()
+    assert collected.record(None) is None
 
 
 def test_unchanged_digits_are_one_line():

@@ -125,7 +125,7 @@ def test_a_base_from_before_the_rename_still_has_its_learning_curves(two_commits
 def test_without_collected_digits_the_report_is_as_before(two_commits, monkeypatch):
     (two_commits / "R").mkdir()
     (two_commits / "R" / collected.GALLERY).write_bytes(b"an earlier report's gallery")
-    monkeypatch.setattr(collected, "listing", lambda rev: pytest.fail("DVC was asked, with no data/collected.dvc"))
+    monkeypatch.setattr(collected, "listing", lambda rev, recorded: pytest.fail("DVC asked, with no store recorded"))
     report.main(["--base", "HEAD~1", "--head", "HEAD", "--out", "R"])
     text = (two_commits / "R/report.md").read_text()
     assert "ollected" not in text
