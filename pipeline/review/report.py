@@ -4,12 +4,15 @@
 
 Reads metrics/metrics.json, params.yaml, metrics/learning_curve.csv and metrics/predictions.csv at the
 base and the head (a revision, or by default the workspace) through git, so it needs neither the
-DVC cache nor a retrain. Writes OUT/report.md: the headline metrics with their absolute and
-relative change, the params that changed (or why a side's params.yaml is unreadable), the digits
-whose recall or F1 moved by more than --class-threshold, DVC's own `metrics diff` and
-`params diff`, and links to the learning curves and confusion matrices of both sides, written as
-PNGs beside it. With --max-drop, it exits 1 after writing the report when test accuracy fell by
-more than that.
+DVC cache nor a retrain (the collected digits aside). Writes OUT/report.md: the headline metrics
+with their absolute and relative change, the params that changed (or why a side's params.yaml is
+unreadable), the digits whose recall or F1 moved by more than --class-threshold, DVC's own
+`metrics diff` and `params diff`, and links to the learning curves and confusion matrices of both
+sides, written as PNGs beside it. When either side has collected digits (data/collected/), a
+section counts those added, removed and relabelled per label (listed from DVC's cache or remote:
+review/collected.py), with the field stage's scores on them, and collected.png draws the added
+ones. With --max-drop, it exits 1 after writing the report when test accuracy fell by more than
+that.
 """
 
 import argparse
@@ -21,7 +24,7 @@ from pathlib import Path
 
 from pipeline.core import artifacts, cli, config, paths
 from pipeline.core.errors import CheckFailed, DataError, complaint
-from pipeline.review import revisions, tables
+from pipeline.review import collected, revisions, tables
 from pipeline.train import plots
 
 # metrics/learning_curve.csv's name until November 2026, when it could be read as the
@@ -169,8 +172,10 @@ def render(
     check: tuple[bool, str] | None,
     dvc: dict[str, str],
     images: dict[str, bytes],
+    digits: collected.Comparison | None = None,
 ) -> str:
-    """The whole report.md: title, accuracy check, metrics, params, digits, DVC's diffs, figures."""
+    """The whole report.md: title, accuracy check, metrics, field and collected digits, params,
+    digits whose scores moved, DVC's diffs, figures."""
     parts = [MARKER, title(base, head)]
     if check is not None:
         parts.append(f"**Accuracy check {'passed' if check[0] else 'FAILED'}**: {check[1]}.")
@@ -179,6 +184,9 @@ def render(
     parts.append("### Metrics\n\n" + tables.markdown(header, rows, [False] + [True] * 4))
     if head.field is not None:
         parts.append(field_section(base.field, head.field))
+    if digits is not None or any(collected_scores(side.field) for side in (base, head)):
+        image = collected.GALLERY if collected.GALLERY in images else None
+        parts.append(collected_section(base, head, digits, image))
     parts.append(params_section(base, head))
     if base.metrics is not None:
         per_class = [side.metrics.get("per_class") or {} for side in (base, head)]
@@ -186,6 +194,8 @@ def render(
     for command, output in dvc.items():  # folded: long, and the tables above say the same
         parts.append(f"<details><summary><code>{command}</code></summary>\n\n{output}\n\n</details>")
     parts += [FIGURES_MARKER, figures_section(base, head, images)]
+    if collected.GALLERY in images:
+        parts.append(f"### Collected digits added\n\n![collected digits added, a row per label]({collected.GALLERY})")
     return "\n\n".join(parts) + "\n"
 
 
@@ -209,6 +219,50 @@ def field_section(base: dict | None, head: dict) -> str:
     rows = metrics_rows({key: (base or {}).get(key) for key in sources}, {key: head[key] for key in sources})
     return (
         heading + "\n\n" + tables.markdown(["source", "base", "head", "change", "relative"], rows, [False] + [True] * 4)
+    )
+
+
+def collected_scores(field: dict | None) -> dict:
+    """field.json's scores on the collected test digits; {} where there are none."""
+    scores = (field or {}).get("collected")
+    return scores if isinstance(scores, dict) else {}
+
+
+def collected_section(base: Side, head: Side, digits: collected.Comparison | None, image: str | None) -> str:
+    """The collected digits added, removed and relabelled since the base; the field stage's scores on them."""
+    parts = ["### Collected digits"]
+    if digits is not None:
+        parts.append(collected.summary(digits, base.label, head.label, image))
+    before, after = collected_scores(base.field), collected_scores(head.field)
+    if before or after:
+        parts.append(collected_scores_table(before, after))
+    return "\n\n".join(parts)
+
+
+def collected_scores_table(before: dict, after: dict) -> str:
+    """Digits and accuracy base → head, for all the collected test digits and per label."""
+
+    def number(scores: dict, key: str) -> str:
+        return shown(scores[key]) if config.is_number(scores.get(key)) else "—"
+
+    def row(name: str, old: dict, new: dict) -> list[str]:
+        accuracy = [side.get("accuracy") for side in (old, new)]
+        change = signed(accuracy[1] - accuracy[0]) if all(config.is_number(a) for a in accuracy) else "—"
+        return [name, *(number(side, key) for key in ("digits", "accuracy") for side in (old, new)), change]
+
+    def labels(scores: dict) -> dict:
+        per_label = scores.get("per_label")
+        return {k: v for k, v in per_label.items() if isinstance(v, dict)} if isinstance(per_label, dict) else {}
+
+    old_labels, new_labels = labels(before), labels(after)
+    names = sorted(old_labels.keys() | new_labels.keys(), key=collected.label_order)
+    rows = [row("all", before, after)] + [row(n, old_labels.get(n, {}), new_labels.get(n, {})) for n in names]
+    header = ["label", "test digits, base", "head", "accuracy, base", "head", "change"]
+    lost = [number(side, "no_digit_found") for side in (before, after)]
+    return (
+        f"The exported model on the collected test digits (`{paths.FIELD_METRICS}`):\n\n"
+        + tables.markdown(header, rows, [False] + [True] * 5)
+        + f"\n\nNo digit found: {lost[0]} at the base, {lost[1]} at the head."
     )
 
 
@@ -254,7 +308,7 @@ def figures_section(base: Side, head: Side, images: dict[str, bytes]) -> str:
 
 def write(out: Path, text: str, images: dict[str, bytes]) -> None:
     """report.md and its PNGs; figures of an earlier report that this one lacks are removed."""
-    for name in (f"{side}-{figure}.png" for side in ("base", "head") for figure in FIGURES):
+    for name in [f"{side}-{figure}.png" for side in ("base", "head") for figure in FIGURES] + [collected.GALLERY]:
         if name not in images:
             (out / name).unlink(missing_ok=True)
     for name, png in images.items():
@@ -295,7 +349,11 @@ def main(argv: list[str] | None = None) -> None:
         images = figures(head, Path(scratch))
         if base.metrics is not None:
             images = {**figures(base, Path(scratch)), **images}
-    text = render(base, head, args.class_threshold, check, dvc_diffs(args.base, args.head), images)
+    digits = collected.compare(base.rev, head.rev)
+    gallery = None if digits is None else collected.draw(digits)
+    if gallery is not None:
+        images[collected.GALLERY] = gallery
+    text = render(base, head, args.class_threshold, check, dvc_diffs(args.base, args.head), images, digits)
     write(args.out, text, images)
     cli.log(f"wrote {args.out / REPORT} and {len(images)} figures")
     if check is not None and not check[0]:

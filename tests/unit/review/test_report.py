@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from pipeline.core.errors import CheckFailed, DataError, RevisionError
-from pipeline.review import report
+from pipeline.review import collected, report
 from testkit.repos import ROOT, env
 from testkit.revision_repos import commit, metrics, write_run
 
@@ -120,6 +120,16 @@ def test_a_base_from_before_the_rename_still_has_its_learning_curves(two_commits
     report.main(["--base", old_base, "--head", "HEAD", "--out", "R"])
     assert {p.name for p in (two_commits / "R").glob("*.png")} == ALL_FIGURES
     assert (two_commits / "R/base-loss.png").read_bytes() != (two_commits / "R/head-loss.png").read_bytes()
+
+
+def test_without_collected_digits_the_report_is_as_before(two_commits, monkeypatch):
+    (two_commits / "R").mkdir()
+    (two_commits / "R" / collected.GALLERY).write_bytes(b"an earlier report's gallery")
+    monkeypatch.setattr(collected, "listing", lambda rev, recorded: pytest.fail("DVC asked, with no store recorded"))
+    report.main(["--base", "HEAD~1", "--head", "HEAD", "--out", "R"])
+    text = (two_commits / "R/report.md").read_text()
+    assert "ollected" not in text
+    assert {p.name for p in (two_commits / "R").glob("*.png")} == ALL_FIGURES  # the stale gallery removed
 
 
 def test_workspace_is_the_default_head(two_commits):
