@@ -2,7 +2,7 @@
 
 The store (data/collected/<label>/<sha256 of the PNG>.png, pipeline/collect/store.py) is an output
 of the collected stage: dvc.lock records it as a .dir object, DVC's listing of its files, kept in
-the DVC cache and remote, not in git (data/collected.dvc recorded it before). A side's listing is
+the DVC cache and remote, not in git. A side's listing is
 read through DVC's own filesystem, dvc.api.DVCFileSystem at that revision or in the workspace:
 from the cache, else from the remote the revision configures. A side that records no store, or
 an empty one, has no digits and DVC is not asked; a listing or a digit in neither the cache nor a
@@ -19,7 +19,6 @@ from pipeline.core import config, paths
 from pipeline.core.errors import ConfigError
 from pipeline.review import gallery, revisions, tables
 
-DVC_FILE = paths.COLLECTED.with_name(paths.COLLECTED.name + ".dvc")  # the store's record until December 2026
 GALLERY = "collected.png"  # beside report.md
 LEGEND = "framed: relabelled, another label at the base"  # below the gallery's rows, when one is
 RELABELLED_SHOWN = 20  # lines of the relabelled list; a longer one ends with "and N more"
@@ -41,7 +40,7 @@ class Record:
 
     md5: str  # "7de9….dir"
     nfiles: int | None  # None: not recorded
-    where: str  # "dvc.lock", or "data/collected.dvc" at an older revision
+    where: str  # "dvc.lock"
     update: str  # what records the folder as it is, in Markdown
 
 
@@ -114,16 +113,13 @@ def fetch_command(rev: str | None) -> str:
 
 
 def record(rev: str | None) -> Record | None:
-    """The store's record at `rev`: the stage output in dvc.lock, else data/collected.dvc; None if neither."""
+    """The store's record at `rev`: the collected stage's output in dvc.lock; None without one."""
     stages = _yaml(rev, paths.DVC_LOCK).get("stages")
     for stage, locked in (stages if isinstance(stages, dict) else {}).items():
         outs = locked.get("outs") if isinstance(locked, dict) else None
         for out in outs if isinstance(outs, list) else []:
             if isinstance(out, dict) and out.get("path") == paths.COLLECTED.as_posix():
                 return _record(out, str(paths.DVC_LOCK), f"`dvc repro` (or `dvc commit {stage}`, without training)")
-    outs = _yaml(rev, DVC_FILE).get("outs")
-    if isinstance(outs, list) and outs and isinstance(outs[0], dict):
-        return _record(outs[0], str(DVC_FILE), f"`dvc add {paths.COLLECTED}`")
     return None
 
 

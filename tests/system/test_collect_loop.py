@@ -1,13 +1,14 @@
 """The loop of docs/collecting.md on a shrunken pipeline, as a user runs it: serve with
 `--collect data/collected`, correct answers on the page in Chromium, import a labelled folder,
 `dvc repro` (which records the new digits and trains on them), read the collected scores in
-metrics/field.json and `dvc metrics diff`, commit, `dvc push`, and get the same digits back in
-another clone with `dvc pull`."""
+metrics/field.json and `dvc metrics diff`, commit, `dvc push`, see the added digits in the
+pull-request report, and get the same digits back in another clone with `dvc pull`."""
 
 import json
 import sys
 
 import pytest
+from PIL import Image
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -103,9 +104,14 @@ def test_corrections_and_an_imported_folder_are_trained_on_scored_and_pushed(pip
     assert diff["collected.accuracy"]["old"] is None and diff["collected.accuracy"]["new"] == scores["accuracy"]
     assert f"collected.per_label.{labels[0]}.accuracy" in diff
 
-    # 5. Commit and push; another clone gets the same digits with dvc pull.
+    # 5. Commit and push; the report shows the added digits; another clone gets them with dvc pull.
     commit_all(repo, "train on collected digits")
     run(["dvc", "push"], cwd=repo)
+    run([sys.executable, "-m", "pipeline.review.report", "--base", "HEAD~1", "--head", "HEAD"], cwd=repo)
+    report = (repo / "report/report.md").read_text()
+    assert f"**{len(found)} added, 0 removed** since the base" in report
+    with Image.open(repo / "report/collected.png") as gallery:
+        assert gallery.height > 28 * 2 * len({digit.label for digit in found}) * 0.9  # a row per label
     run(["git", "clone", "-q", str(repo), str(tmp_path / "clone")], cwd=tmp_path)
     clone = tmp_path / "clone"
     assert not (clone / COLLECTED).exists()

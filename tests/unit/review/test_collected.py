@@ -223,18 +223,13 @@ def test_an_empty_store_at_both_sides_is_no_section_and_no_dvc(tmp_path, monkeyp
     assert "ollected" not in (tmp_path / "R/report.md").read_text()
 
 
-def test_the_record_is_dvc_lock_or_at_an_older_revision_data_collected_dvc(tmp_path, monkeypatch):
+def test_the_record_is_dvc_lock_s_collected_output(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data/collected.dvc").write_text(
-        "outs:\n- md5: 7de9.dir\n  size: 880\n  nfiles: 1\n  path: collected\n"
-    )
-    assert collected.record(None) == collected.Record("7de9.dir", 1, "data/collected.dvc", "`dvc add data/collected`")
+    assert collected.record(None) is None
     lock = "stages:\n  collected:\n    outs:\n    - path: data/collected\n      md5: ab.dir\n      nfiles: 2\n"
     (tmp_path / "dvc.lock").write_text(lock)
     assert collected.record(None).md5 == "ab.dir" and collected.record(None).where == "dvc.lock"
     (tmp_path / "dvc.lock").write_text("stages: [not, a, mapping]\n")
-    (tmp_path / "data/collected.dvc").unlink()
     assert collected.record(None) is None
 
 
