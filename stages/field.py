@@ -1,12 +1,16 @@
 """Score the model users get on the field set: encoded images made from the test split.
 
-Reads models/model_float32.tflite (the export stage's, what predict and the service load) and
-data/prepared/test.npz; writes metrics/field.json: accuracy per source (mnist_png, photos,
-drawn, scans, app_exports) and on the same digits as arrays. The images are made in memory
-from the seed, never written.
+Reads models/model_float32.tflite (the export stage's, what predict and the service load),
+data/prepared/test.npz and data/collected/; writes metrics/field.json: accuracy per source
+(mnist_png, photos, drawn, scans, app_exports) and on the same digits as arrays, and, when the
+collected digits have a test part, its accuracy as `collected` (per label too). The images are
+made in memory from the seed, never written.
 """
 
+import numpy as np
+
 from pipeline import render
+from pipeline.collect import dataset
 from pipeline.core import artifacts, cli, config, paths
 from pipeline.predict.predictor import Predictor
 from pipeline.train import field
@@ -14,13 +18,18 @@ from pipeline.train import field
 
 def main() -> None:
     params = config.load()
+    test = dataset.split(dataset.digits(paths.COLLECTED), params.collected.test_fraction)["test"]
     images, labels = artifacts.load_split(paths.prepared("test"))
     chosen = field.choose(params.field.images, len(labels), params.seed)
     predictor = Predictor.from_path(paths.LITERT_FLOAT32)
     scores = field.score(predictor, images[chosen], labels[chosen], params.seed)
-    artifacts.save_json(paths.FIELD_METRICS, scores)
     shown = ", ".join(f"{source} {scores[source]:.4f}" for source in ("arrays", *render.SOURCES))
     cli.log(f"field accuracy on {len(chosen):,} test digits per source: {shown}")
+    if test:  # none: field.json as it was before there was a store
+        labels = np.array([digit.label for digit in test])
+        scores["collected"] = field.score_collected(predictor, dataset.uploads(paths.COLLECTED, test), labels)
+        cli.log(f"field accuracy on {len(test):,} collected test digits: {scores['collected']['accuracy']:.4f}")
+    artifacts.save_json(paths.FIELD_METRICS, scores)
 
 
 if __name__ == "__main__":

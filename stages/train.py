@@ -1,6 +1,8 @@
 """Train the model named in params.yaml:train.
 
-Reads data/prepared/{train,val}.npz; writes models/model.keras and metrics/learning_curve.csv.
+Reads data/prepared/{train,val}.npz and data/prepared/collected_train.npz (the collected
+digits' train part, added `collected.repeat` times); writes models/model.keras and
+metrics/learning_curve.csv.
 """
 
 from pipeline.core import artifacts, cli, config, paths
@@ -9,7 +11,12 @@ from pipeline.train import models, training
 
 def main() -> None:
     params = config.load()
-    train = artifacts.load_split(paths.prepared("train"))
+    mnist = artifacts.load_split(paths.prepared("train"))
+    collected = artifacts.load_split(paths.COLLECTED_TRAIN)
+    train = training.with_collected(mnist, collected, params.collected.repeat)
+    if len(train[1]) > len(mnist[1]):
+        repeat = params.collected.repeat
+        cli.log(f"training on {len(mnist[1]):,} MNIST digits and {len(collected[1]):,} collected, each {repeat} times")
     val = artifacts.load_split(paths.prepared("val"))
     model, curve = training.fit(train, val, params.train, params.seed, log=cli.log)
     models.save_model(model, paths.MODEL)

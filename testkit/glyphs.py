@@ -19,6 +19,22 @@ def glyph(digit: int, size: int = 120, offset: tuple[int, int] = (0, 0), dark_on
     return canvas
 
 
+def stored_digit(digit: int, variant: int = 0) -> np.ndarray:
+    """A glyph as the collected store keeps it (normalised); each variant a distinct digit: the
+    normaliser would centre a shifted glyph back, so a variant is a little ink at a pixel of its own."""
+    digit28 = to_mnist(np.asarray(glyph(digit), np.float32) / 255)
+    if variant:
+        digit28.flat[variant % 784] = min(1.0, digit28.flat[variant % 784] + 0.5)
+    return digit28
+
+
+def fill_store(store, digits: range, variants: range) -> None:
+    """`store` (a pipeline.collect.store.Store) given each digit in `digits`, in each variant."""
+    for digit in digits:
+        for variant in variants:
+            store.save(stored_digit(digit, variant), str(digit))
+
+
 def template_model():
     """A Keras model whose one dense layer holds the normalised glyphs: it names a glyph's digit."""
     from pipeline.core.tf import keras

@@ -24,6 +24,9 @@ DISTRIBUTE = ("auto", "off")
 MAX_EPOCHS = 1000  # the reference run takes 15; a thousand is past any use, so more is a typo
 MAX_ENSEMBLE = 10  # each member costs a whole training run: more is a typo
 TRAINING_IMAGES = 60_000  # MNIST's training set: no batch can be larger
+# A collected digit repeated more often than this outweighs a thousand MNIST digits of its class:
+# one user's hand would then be the model's idea of the digit.
+MAX_REPEAT = 100
 TEST_IMAGES = 10_000  # MNIST's test set: the field set is rendered from it alone
 
 
@@ -78,10 +81,17 @@ class FieldConfig:
 
 
 @dataclass(frozen=True)
+class CollectedConfig:
+    test_fraction: float  # of the collected digits, by a hash of each one's bytes, scored and never trained on
+    repeat: int  # times each collected training digit is in the training set; 0 leaves them out
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int
     fetch: FetchConfig
     preprocess: PreprocessConfig
+    collected: CollectedConfig
     train: TrainConfig
     plot: PlotConfig
     export: ExportConfig
@@ -93,6 +103,8 @@ CHECKS: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "seed": (lambda v: 0 <= v < 2**32, "an integer in [0, 2**32)"),
     "fetch.source": (lambda v: v.strip() != "", "'auto', 'url', 'package' or a path"),
     "preprocess.val_fraction": (lambda v: 0 < v < 1, "a number in (0, 1)"),
+    "collected.test_fraction": (lambda v: 0 <= v <= 1, "a fraction in [0, 1]"),
+    "collected.repeat": (lambda v: 0 <= v <= MAX_REPEAT, f"an integer in [0, {MAX_REPEAT}]"),
     "train.model": (lambda v: v in MODELS, f"one of {', '.join(MODELS)}"),
     "train.width": (lambda v: 1 <= v <= 8, "an integer in [1, 8]"),
     "train.epochs": (lambda v: 1 <= v <= MAX_EPOCHS, f"an integer in [1, {MAX_EPOCHS}]"),

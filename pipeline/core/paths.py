@@ -14,8 +14,13 @@ RECIPES = Path("recipes.yaml")  # named sets of train values, run by `python -m 
 
 RAW = Path("data/raw/mnist.npz")
 PREPARED_DIR = Path("data/prepared")
-COLLECTED = Path("data/collected")  # digits users corrected or imported: <label>/<sha256>.png (pipeline/collect/)
+# Digits users corrected or imported: <label>/<sha256>.png (pipeline/collect/). An output of the
+# collected stage, which only reads it, so that DVC caches, pushes and records it.
+COLLECTED = Path("data/collected")
 SPLITS = ("train", "val", "test")
+# The collected digits' train part as a prepared split (the collected stage); their test part
+# is scored from the files themselves, through the decoder, by the field stage.
+COLLECTED_TRAIN = PREPARED_DIR / "collected_train.npz"
 MODEL = Path("models/model.keras")
 # The export stage's forms of the model: TF Serving loads SAVED_MODEL/<version>/.
 SAVED_MODEL = Path("models/saved_model")
@@ -34,8 +39,12 @@ FIELD_METRICS = METRICS_DIR / "field.json"  # the exported model on images made 
 # one is a change to report and is restored by git; DVC caches (and `dvc pull`s) the rest.
 GIT_TRACKED = (DATASET_INFO, LEARNING_CURVE, METRICS, PREDICTIONS, PLOTS_DIR, EXPORT_METRICS, FIELD_METRICS)
 # Outputs with `persist: true`: DVC leaves them in place while their stage runs (it deletes the
-# others first), so a failed field stage keeps the last complete scores.
-PERSISTED = (FIELD_METRICS,)
+# others first), so a failed field stage keeps the last complete scores, and the collected store,
+# which no stage writes, is never lost to a run.
+PERSISTED = (FIELD_METRICS, COLLECTED)
+# Outputs no stage writes: people add to them. A change to one is new data for `dvc repro` to
+# record, never another run's file that `dvc checkout` should put back (that would delete it).
+USERS_DATA = (COLLECTED,)
 
 # Written by `python -m pipeline.review.report` and `python -m pipeline.review.history`, not by DVC stages.
 REPORT_DIR = Path("report")
@@ -53,6 +62,7 @@ def prepared(split: str) -> Path:
 STAGE_OUTPUTS = {
     "fetch": [RAW, DATASET_INFO],
     "preprocess": [prepared(s) for s in SPLITS],
+    "collected": [COLLECTED, COLLECTED_TRAIN],
     "train": [MODEL, LEARNING_CURVE],
     "evaluate": [METRICS, PREDICTIONS],
     "plot": [PLOTS_DIR],
@@ -75,6 +85,11 @@ def stage_output(path: str | Path) -> Path | None:
 def tracked_by_git(path: str | Path) -> bool:
     """Whether `path` (relative to the repository root) is in GIT_TRACKED or inside one of its folders."""
     return _within(Path(path), GIT_TRACKED)
+
+
+def users_data(path: str | Path) -> bool:
+    """Whether `path` (relative to the repository root) is in USERS_DATA or inside one of its folders."""
+    return _within(Path(path), USERS_DATA)
 
 
 def _within(path: Path, outputs: Iterable[Path]) -> bool:

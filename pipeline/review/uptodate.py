@@ -9,7 +9,8 @@ one deleted, as an output or as a later stage's dependency, is a change. A chang
 command, code file or git-tracked output means `dvc repro` would produce different results from
 those committed. A cached output that is here but is not dvc.lock's, in a stage whose code,
 params and deps match dvc.lock, is another run's file (after `dvc exp apply`, say): `dvc repro`
-would only give dvc.lock's back, so the fix named is `dvc checkout`. Answers without the data,
+would only give dvc.lock's back, so the fix named is `dvc checkout`; but not in the collected
+store, which people add to: new digits there are for `dvc repro` to record. Answers without the data,
 so CI can ask before rebuilding anything. Exits 1 naming each stage, why, and which command fixes it.
 """
 
@@ -67,7 +68,8 @@ def split(status: dict[str, Any]) -> tuple[dict[str, list[str]], dict[str, list[
     was put there by another run (`dvc exp apply`, a checkout of other outputs): rebuilding gives
     dvc.lock's file back, which checking it out from the cache does at once. So does a stage's
     dep that is such an output. Anything else is stale: a command, param or source changed, a
-    git-tracked output changed (git has no cache to restore it from), or a dep that is the output
+    git-tracked output changed (git has no cache to restore it from), the collected store changed
+    (new digits: a checkout would delete them), or a dep that is the output
     of a stale stage or of none that reports it, when dvc.lock disagrees with itself.
     """
     found = changes(status)
@@ -78,7 +80,7 @@ def split(status: dict[str, Any]) -> tuple[dict[str, list[str]], dict[str, list[
             for stage, listed in found.items()
             if stage not in rebuild
             for change in listed
-            if change.kind == OUTS and not paths.tracked_by_git(change.path)
+            if change.kind == OUTS and not paths.tracked_by_git(change.path) and not paths.users_data(change.path)
         ]
         now = {
             stage for stage, listed in found.items() if not all(_restorable(change, restorable) for change in listed)

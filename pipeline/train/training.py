@@ -227,6 +227,18 @@ def loss(params: TrainConfig) -> Any:
     return "sparse_categorical_crossentropy"
 
 
+def with_collected(train: Split, collected: Split, repeat: int) -> Split:
+    """MNIST's training split followed by the collected digits, each `repeat` times: their weight.
+
+    With no collected digits (or `repeat` 0) `train` itself, so the run is today's byte for byte;
+    the tf.data pipeline shuffles the copies in among the rest every epoch.
+    """
+    if repeat == 0 or len(collected[1]) == 0:
+        return train
+    images = np.concatenate([train[0], np.tile(collected[0], (repeat, 1, 1))])
+    return images, np.concatenate([train[1], np.tile(collected[1], repeat)])
+
+
 def fit(
     train: Split, val: Split, params: TrainConfig, seed: int, log: Any = print, device_type: str = "GPU"
 ) -> tuple[Any, Curve]:

@@ -89,7 +89,7 @@ def is_cached(stage: dict, name: str) -> bool:
 def test_one_stage_per_module_in_pipeline_order():
     modules = sorted(p.stem for p in (ROOT / "stages").glob("*.py") if p.stem != "__init__")
     assert sorted(STAGES) == modules
-    assert list(STAGES) == ["fetch", "preprocess", "train", "evaluate", "plot", "export", "field"]
+    assert list(STAGES) == ["fetch", "preprocess", "collected", "train", "evaluate", "plot", "export", "field"]
     assert list(STAGES) == list(paths.STAGE_OUTPUTS)
 
 
@@ -117,7 +117,8 @@ def test_outs_and_data_deps(name):
 @pytest.mark.parametrize("name", list(STAGES))
 def test_params_by_key(name):
     script = (ROOT / "stages" / f"{name}.py").read_text()
-    used = set(re.findall(r"\bparams\.(seed|fetch|preprocess|train|plot|export|field)\b", script))
+    # A whole section, or one key of collected's (train and field each read one of its two).
+    used = set(re.findall(r"\bparams\.(seed|fetch|preprocess|train|plot|export|field|collected\.\w+)\b", script))
     assert set(STAGES[name].get("params", [])) == used
 
 

@@ -126,6 +126,9 @@ def test_missing_key(key):
         ("train.augment_stroke", True),
         ("train.augment_elastic", [2]),
         ("train.augment_elastic", False),
+        ("collected.repeat", 2.5),
+        ("collected.repeat", "10"),
+        ("collected.test_fraction", "a fifth"),
     ],
 )
 def test_wrong_type(key, value):
@@ -163,6 +166,10 @@ def test_wrong_type(key, value):
         ("train.augment_elastic", -0.5),
         ("train.augment_elastic", 5),
         ("train.augment_elastic", 10**6),
+        ("collected.test_fraction", -0.1),
+        ("collected.test_fraction", 1.5),
+        ("collected.repeat", -1),
+        ("collected.repeat", 101),  # one hand outweighing a thousand MNIST digits of its class
     ],
 )
 def test_out_of_range(key, value):
@@ -192,6 +199,10 @@ def test_out_of_range(key, value):
         ("train.augment_stroke", 4),
         ("train.augment_elastic", 0.0),
         ("train.augment_elastic", 4),
+        ("collected.test_fraction", 0),
+        ("collected.test_fraction", 1),
+        ("collected.repeat", 0),
+        ("collected.repeat", 100),
     ],
 )
 def test_boundary_values_are_accepted(key, value):

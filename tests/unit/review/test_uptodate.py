@@ -203,6 +203,19 @@ def test_a_changed_output_of_a_stale_stage_or_a_dep_no_stage_reports_is_to_rebui
     assert uptodate.checked_out(lock_disagrees) == {}
 
 
+def test_new_collected_digits_are_to_record_by_dvc_repro_never_to_check_out():
+    # A checkout would put back dvc.lock's store: it would delete the digits people just added.
+    new_digits = {
+        "collected": [{"changed outs": {"data/collected": "modified"}}],
+        "field": [{"changed deps": {"data/collected": "modified"}}],
+    }
+    assert uptodate.checked_out(new_digits) == {}
+    assert uptodate.stale(new_digits) == {
+        "collected": ["data/collected modified"],
+        "field": ["data/collected modified"],
+    }
+
+
 def test_main_names_dvc_checkout_for_outputs_only_checked_out_and_dvc_repro_only_for_stale_stages(monkeypatch):
     monkeypatch.setattr(uptodate, "dvc_status", lambda: EXPORT_CHECKED_OUT)
     with pytest.raises(CheckFailed) as caught:

@@ -310,3 +310,19 @@ def test_strategy_on_two_logical_devices(setting, strategy, replicas):
     assert result.returncode == 0, result.stderr[-2000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found == {"strategy": strategy, "replicas": replicas, "epochs": 1, "same": True}
+
+
+def test_collected_digits_join_the_training_split_repeated():
+    mnist = (np.zeros((5, 28, 28), np.float32), np.arange(5, dtype=np.uint8))
+    collected = (np.ones((2, 28, 28), np.float32), np.array([7, 9], np.uint8))
+    images, labels = training.with_collected(mnist, collected, 3)
+    assert images.shape == (11, 28, 28)
+    np.testing.assert_array_equal(labels, [0, 1, 2, 3, 4, 7, 9, 7, 9, 7, 9])
+    assert images[:5].sum() == 0 and (images[5:] == 1).all()
+
+
+def test_no_collected_digits_or_repeat_0_leaves_the_training_split_itself():
+    mnist = (np.zeros((5, 28, 28), np.float32), np.arange(5, dtype=np.uint8))
+    empty = (np.zeros((0, 28, 28), np.float32), np.zeros(0, np.uint8))
+    assert training.with_collected(mnist, empty, 10) is mnist
+    assert training.with_collected(mnist, (np.ones((2, 28, 28)), np.array([1, 2])), 0) is mnist

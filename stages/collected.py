@@ -1,0 +1,23 @@
+"""Split the collected digits into train and test parts by a hash of each file.
+
+Reads data/collected/<label>/*.png, the store the service and `python -m pipeline.collect` write
+(an output here only so that DVC caches, pushes and records it; made empty when a fresh clone
+has none); writes data/prepared/collected_train.npz (`images` uint8 28x28 from the serving
+normaliser, `labels`), which the train stage adds to MNIST's training split `collected.repeat` times. The test part
+stays as files: the field stage scores them through the decoder, as the service reads them.
+"""
+
+from pipeline.collect import dataset
+from pipeline.core import artifacts, cli, config, paths
+
+
+def main() -> None:
+    params = config.load()
+    dataset.ensure(paths.COLLECTED)  # a fresh clone's empty store; refused if dvc.lock says it held digits
+    parts = dataset.split(dataset.digits(paths.COLLECTED), params.collected.test_fraction)
+    artifacts.save_split(paths.COLLECTED_TRAIN, *dataset.arrays(paths.COLLECTED, parts["train"]))
+    cli.log(f"collected digits: {len(parts['train'])} to train on, {len(parts['test'])} to test on")
+
+
+if __name__ == "__main__":
+    cli.run(main)
