@@ -12,8 +12,10 @@ of the candidate styles the committed default model read worst. In a fresh copy 
    (their own seed) scored through the Predictor with models/model_float32.tflite: before;
 2. `python -m pipeline.serve --collect data/collected` started, DIGITS more of the writer's
    digits (another seed) POSTed to /feedback with their true labels, the service stopped;
-3. `dvc repro` again (what the new digits touch reruns); the held-out digits scored again:
-   after. MNIST test accuracy is metrics/metrics.json's, before and after.
+3. `dvc repro` again: the collected stage splits the store by each digit's hash
+   (collected.test_fraction), train adds the train part collected.repeat times, and what
+   follows reruns; the held-out digits scored again: after. MNIST test accuracy is
+   metrics/metrics.json's, before and after; the field stage scores the collected test part.
 
     python benchmarks/collected.py [--digits 100] [--held-out 1000] [-S collected.repeat=20]
 """
@@ -36,7 +38,8 @@ import records
 import writer
 
 from common import ENV, cpu_name, fresh_copy, measure, parse_overrides
-from pipeline.core import paths
+from pipeline.collect import dataset
+from pipeline.core import config, paths
 from pipeline.predict.predictor import Predictor, Upload
 from testkit.repos import ran_stages
 
@@ -69,11 +72,15 @@ def main() -> None:
         collect_seconds = time.perf_counter() - started
         stored = sorted(str(p.relative_to(repo / paths.COLLECTED)) for p in (repo / paths.COLLECTED).rglob("*.png"))
         print(f"POST /feedback x {len(corrections)} in {collect_seconds:.1f} s: {statuses}; {len(stored)} stored")
+        parts = split_counts(repo)
+        print(f"collected: {parts['train']} to train on, {parts['test']} to test on (collected.test_fraction)")
         second = measure(["dvc", "repro"], cwd=repo)
         after = state(repo, held_out, held_labels)
         print(f"dvc repro after collecting {second.seconds:.0f} s, ran {', '.join(ran_stages(second.output))}")
         print(line("after", after))
         field = json.loads((repo / "metrics/field.json").read_text())
+        if "collected" in field:
+            print(f"field stage on the collected test part: {field['collected']['accuracy']:.4f}")
     gain = after["writer_accuracy"] - before["writer_accuracy"]
     mnist_change = after["test_accuracy"] - before["test_accuracy"]
     met = (gain >= GOAL_POINTS or after["writer_accuracy"] >= GOAL_ACCURACY) and abs(mnist_change) <= MNIST_MARGIN
@@ -97,6 +104,8 @@ def main() -> None:
         "goal_met": met,
         "feedback_statuses": statuses,
         "stored": len(stored),
+        "collected_train": parts["train"],
+        "collected_test": parts["test"],
         "collect_seconds": round(collect_seconds, 1),
         "first_repro_seconds": round(first.seconds, 1),
         "repro_seconds": round(second.seconds, 1),
@@ -105,6 +114,12 @@ def main() -> None:
         "field": field,
     }
     records.write(run_record, values)
+
+
+def split_counts(repo: Path) -> dict[str, int]:
+    """How many of the stored digits the collected stage trains on, and holds out to test on."""
+    fraction = config.load(repo / "params.yaml").collected.test_fraction
+    return {name: len(found) for name, found in dataset.split(dataset.digits(repo / paths.COLLECTED), fraction).items()}
 
 
 def state(repo: Path, images: list[bytes], labels: np.ndarray) -> dict:
