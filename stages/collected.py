@@ -2,9 +2,9 @@
 
 Reads data/collected/<label>/*.png, the store the service and `python -m pipeline.collect` write
 (an output here only so that DVC caches, pushes and records it; made empty when a fresh clone
-has none); writes data/prepared/collected_train.npz (`images` uint8 28x28 from the serving
-normaliser, `labels`), which the train stage adds to MNIST's training split `collected.repeat` times. The test part
-stays as files: the field stage scores them through the decoder, as the service reads them.
+has none); writes data/prepared/collected_train.npz (`images`: uint8 28x28 as stored, the
+serving normaliser's output; `labels`), which the train stage adds to MNIST's training split
+`collected.repeat` times. The field stage scores the test part.
 """
 
 from pipeline.collect import dataset

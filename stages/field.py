@@ -3,15 +3,14 @@
 Reads models/model_float32.tflite (the export stage's, what predict and the service load),
 data/prepared/test.npz and data/collected/; writes metrics/field.json: accuracy per source
 (mnist_png, photos, drawn, scans, app_exports) and on the same digits as arrays, and, when the
-collected digits have a test part, its accuracy as `collected` (per label too). The images are
+collected digits have a test part, the model's accuracy on them as stored, the 28x28s it was
+served, as `collected` (per label too). The images are
 made in memory from the seed, never written.
 """
 
-import numpy as np
-
 from pipeline import render
 from pipeline.collect import dataset
-from pipeline.core import artifacts, cli, config, paths
+from pipeline.core import artifacts, cli, config, datasets, paths
 from pipeline.predict.predictor import Predictor
 from pipeline.train import field
 
@@ -26,8 +25,8 @@ def main() -> None:
     shown = ", ".join(f"{source} {scores[source]:.4f}" for source in ("arrays", *render.SOURCES))
     cli.log(f"field accuracy on {len(chosen):,} test digits per source: {shown}")
     if test:  # none: field.json as it was before there was a store
-        labels = np.array([digit.label for digit in test])
-        scores["collected"] = field.score_collected(predictor, dataset.uploads(paths.COLLECTED, test), labels)
+        digits, labels = dataset.arrays(paths.COLLECTED, test)
+        scores["collected"] = field.score_collected(predictor, datasets.scale(digits), labels)
         cli.log(f"field accuracy on {len(test):,} collected test digits: {scores['collected']['accuracy']:.4f}")
     artifacts.save_json(paths.FIELD_METRICS, scores)
 

@@ -2,8 +2,12 @@
 
 Each digit belongs to the train or the test part by a hash of its file's bytes alone, never by
 its place in a listing: a digit added later cannot move an earlier one from one part to the
-other, so a test digit is never trained on in a later run. Digits are read through the decoder
-and the normaliser that `predict` and the service use, so training sees what serving sees.
+other, so a test digit is never trained on in a later run.
+
+A stored digit is already the serving normaliser's output: the 28x28 the model saw when the
+service (or the import command) read the upload. It is used as it is stored. Normalising it again
+would train and score on another image than the one served: the normaliser is not idempotent
+(re-normalised, a fine-penned writer's digits lost a fifth of their ink, benchmarks/collected.py).
 """
 
 import hashlib
@@ -18,8 +22,6 @@ from pipeline.core.config import parse_yaml
 from pipeline.core.datasets import IMAGE_SHAPE
 from pipeline.core.errors import DataError
 from pipeline.predict.images import load_gray
-from pipeline.predict.normalise import to_mnist
-from pipeline.predict.predictor import Upload
 
 PARTS = ("train", "test")
 IMPORT_HINT = "add images with python -m pipeline.collect ROOT, or the service's --collect"
@@ -96,18 +98,20 @@ def split(found: list[Digit], test_fraction: float) -> dict[str, list[Digit]]:
 
 
 def arrays(root: Path, found: list[Digit]) -> tuple[np.ndarray, np.ndarray]:
-    """The digits as a prepared split has them: uint8 (N, 28, 28) from the normaliser, uint8 labels.
+    """The digits as a prepared split has them: uint8 (N, 28, 28) as stored, and uint8 labels.
 
-    A file the decoder or the normaliser refuses stops the stage with its error line: the store
-    holds what the service and the import command wrote, so a bad file is someone's mistake.
+    Each file goes through the decoder's checks (a hand-placed file is untrusted too); one that is
+    not a 28x28 grayscale image stops the stage with a line naming it: the store holds what the
+    service and the import command wrote, and a picture of any other shape is for the import.
     """
     images = np.zeros((len(found), *IMAGE_SHAPE), np.uint8)
     for index, digit in enumerate(found):
-        normalised = to_mnist(load_gray(Path(root) / digit.path), str(Path(root) / digit.path))
-        images[index] = np.clip(np.rint(normalised * 255), 0, 255).astype(np.uint8)
+        path = Path(root) / digit.path
+        gray = load_gray(path)
+        if gray.shape != IMAGE_SHAPE:
+            rows, cols = IMAGE_SHAPE
+            raise DataError(
+                f"{path}: {gray.shape[1]}x{gray.shape[0]} pixels, expected a stored {cols}x{rows} digit; {IMPORT_HINT}"
+            )
+        images[index] = np.rint(gray * 255).astype(np.uint8)
     return images, np.array([digit.label for digit in found], np.uint8)
-
-
-def uploads(root: Path, found: list[Digit]) -> list[Upload]:
-    """The digits' files as the service receives an upload: their bytes, named by their path."""
-    return [Upload(str(Path(root) / digit.path), (Path(root) / digit.path).read_bytes()) for digit in found]

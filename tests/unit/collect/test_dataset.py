@@ -1,17 +1,17 @@
 """The collected store as the pipeline's data: each digit's part fixed by its bytes as the store
-grows, the layout checked with one line naming the stray file, digits read as the served path
-reads them."""
+grows, the layout checked with one line naming the stray file, digits used as stored: the
+28x28s the model was served."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from pipeline.collect import dataset
 from pipeline.collect.store import Store
 from pipeline.core.errors import DataError, PipelineError
-from pipeline.predict.predictor import prepare
-from testkit.glyphs import fill_store, stored_digit
+from testkit.glyphs import fill_store, glyph, stored_digit
 
 
 def test_adding_digits_never_moves_one_between_parts(tmp_path):
@@ -88,16 +88,31 @@ def test_no_store_is_one_line(tmp_path):
         dataset.digits(tmp_path / "missing")
 
 
-def test_digits_are_read_exactly_as_the_served_path_reads_their_files(tmp_path):
+def test_digits_are_used_as_stored_the_28x28s_the_model_was_served(tmp_path):
+    # Normalising a stored digit again would move it: training would see another image than the served one.
     store = Store(tmp_path)
     fill_store(store, range(10), range(2))
     found = dataset.digits(tmp_path)
     images, labels = dataset.arrays(tmp_path, found)
-    served = prepare(dataset.uploads(tmp_path, found))
-    assert all(p.error is None for p in served)
-    expected = np.stack([np.rint(p.digit28 * 255) for p in served]).astype(np.uint8)
-    np.testing.assert_array_equal(images, expected)
+    for image, digit in zip(images, found):
+        with Image.open(tmp_path / digit.path) as stored:
+            np.testing.assert_array_equal(image, np.asarray(stored))
     np.testing.assert_array_equal(labels, [d.label for d in found])
+    served = stored_digit(3, 1)  # what the service fed the model, in [0, 1]
+    Store(tmp_path / "one").save(served, "3")
+    stored_back = dataset.arrays(tmp_path / "one", dataset.digits(tmp_path / "one"))[0][0] / 255
+    assert np.abs(stored_back - served).max() <= 0.5 / 255 + 1e-6  # 8-bit rounding, nothing else
+
+
+def test_a_picture_that_is_not_a_stored_28x28_digit_stops_with_its_name(tmp_path):
+    Store(tmp_path).save(stored_digit(2), "2")
+    photo = tmp_path / "2" / "photo.png"
+    glyph(2).save(photo)  # a whole picture placed by hand: the import command would normalise it
+    with pytest.raises(DataError) as caught:
+        dataset.arrays(tmp_path, dataset.digits(tmp_path))
+    message = str(caught.value)
+    assert message.startswith(f"{photo}: 240x240 pixels, expected a stored 28x28 digit;")
+    assert "python -m pipeline.collect" in message
 
 
 def test_an_unreadable_digit_stops_with_its_name(tmp_path):
