@@ -154,7 +154,7 @@ def headline(sources: Sources, _: str | None) -> str:
         f"**Result of the default pipeline** (the notebook's MLP, {sources.metrics['params']:,} parameters, "
         f"{sources.params['train']['epochs']} epochs): **{pct(sources.metrics['test_accuracy'])} test accuracy** "
         f"with the committed seed ({accuracy_spread(sources.seeds(None))} over seeds 1-3, `benchmarks/seeds.py`); "
-        f"a full `dvc repro` from scratch, all {len(stage_names(sources))} stages, takes "
+        f"a full `dvc repro` from scratch, all {vs['stages']} stages, takes "
         f"**{vs['median_pipeline_s']:.0f} s** wall time against {vs['median_notebook_s']:.0f} s for the notebook's "
         f"own code in the same run ({vs['median_pipeline_s'] / vs['median_notebook_s']:.2f}×, "
         f"`benchmarks/pipeline_vs_notebook.py`, median of {vs['rounds']}; {cpu(vs_record)}, load average "
@@ -462,6 +462,33 @@ def speed(sources: Sources, _: str | None) -> str:
     pipeline, notebook = values["median_pipeline_s"], values["median_notebook_s"]
     lines.append(f"median wall: pipeline {pipeline:.1f} s, notebook {notebook:.1f} s, ratio {pipeline / notebook:.2f}")
     return "```\n" + "\n".join(lines) + "\n```"
+
+
+@renderer("collected-loop")
+def collected_loop(sources: Sources, _: str | None) -> str:
+    """benchmarks/collected.py: a poorly read writer's held-out digits before and after 100 corrections."""
+    record, candidates = sources.record("collected"), sources.record("writer")
+    values, model = record["values"], candidates["values"]["model"]  # the served model, as the writer record names it
+    for name, md5 in (("collected", values["before"]["model_md5"]), ("writer", candidates["values"]["model_md5"])):
+        if sources.lock_md5(model) != md5:
+            raise KeyError(f"the {name} record's model is not dvc.lock's {model}: rerun benchmarks/{name}.py")
+    styles = candidates["values"]["styles"]
+    scored = ", ".join(f"{name} {pct(style['accuracy'], 1)}" for name, style in styles.items())
+    before, after = values["before"], values["after"]
+    collected = values["field"]["collected"]
+    return paragraph(
+        f"`python benchmarks/writer.py` draws five styles of digits from strokes, none of them MNIST's, and the "
+        f"default model read {candidates['values']['images']} of each through the served path: {scored}. The "
+        f"writer is the lowest, `{values['writer']}`. `python benchmarks/collected.py` then sends "
+        f"{values['digits']} of that writer's digits with their labels to `POST /feedback` of "
+        f"`python -m pipeline.serve --collect data/collected` ({values['collected_train']} to train on, "
+        f"{values['collected_test']} to test on), and runs `dvc repro` ({', '.join(values['ran'])}: "
+        f"{values['repro_seconds']:.0f} s). The writer's {values['held_out']:,} held-out digits (another seed) went "
+        f"from **{pct(before['writer_accuracy'], 1)} to {pct(after['writer_accuracy'], 1)}** "
+        f"({values['gain_points']:+.1f} points), MNIST's test accuracy from {pct(before['test_accuracy'])} to "
+        f"{pct(after['test_accuracy'])} ({values['mnist_change_points']:+.2f}), and the field stage read "
+        f"{pct(collected['accuracy'], 1)} of the {collected['digits']} collected test digits ({provenance(record)})."
+    )
 
 
 @renderer("repro-time")

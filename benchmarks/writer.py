@@ -14,8 +14,8 @@ and encoded as a PNG: the bytes a user sends.
 The same seed and style give the same bytes in any process. Only numpy and Pillow.
 
 WRITER is the candidate style the default model read worst while every candidate stayed
-legible (CANDIDATE_ACCURACY: the committed model, 500 digits each, seed CANDIDATE_SEED,
-`python benchmarks/writer.py`); it was chosen before any model had seen the writer's digits.
+legible (the record of `python benchmarks/writer.py`); it was chosen before any model had seen
+the writer's digits.
 """
 
 import argparse
@@ -114,19 +114,13 @@ STYLES: dict[str, dict] = {
         "nine": "straight",
     },
 }
-# The committed default model (models/model_float32.tflite, md5 8831ac8f...) on 500 digits of
-# each style, seed CANDIDATE_SEED, through the Predictor (`python benchmarks/writer.py`). Every
-# style's contact sheet was looked at: all are legible. Its misreadings of wide_fine are its 1
-# (a flag and a base: read as 2) and its 8 (two stacked rings: read as 5 or 0).
+# `python benchmarks/writer.py` scores the committed default model on 500 digits of each style,
+# seed CANDIDATE_SEED, through the Predictor: benchmarks/results/writer--defaults.json. Every
+# style's contact sheet was looked at: all are legible. WRITER is the style that scored lowest
+# (hurried was within noise of it, with a few clumsier digits); the model misread its 1 (a flag
+# and a base: read as 2) and its 8 (two stacked rings: read as 5 or 0).
 CANDIDATE_SEED = 2027
-CANDIDATE_ACCURACY = {
-    "continental": 0.964,
-    "backhand": 0.978,
-    "wide_fine": 0.938,
-    "tall_upright": 0.998,
-    "hurried": 0.944,
-}
-WRITER = "wide_fine"  # the lowest (hurried, 0.944, is within noise of it, but a few of its digits are clumsier)
+WRITER = "wide_fine"
 
 
 def arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float, steps: int = 24) -> list:
