@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 outcome = "taken" if stored.created else "already collected"
                 counts[outcome] += 1
-                print(f"{file}: {outcome} as a {label}: {args.into / stored.path}", flush=True)
+                article = "an" if label == "8" else "a"
+                print(f"{file}: {outcome} as {article} {label}: {args.into / stored.path}", flush=True)
                 continue
         counts["not taken"] += 1
         line = problem if problem.startswith(str(file)) else f"{file}: {problem}"

@@ -139,7 +139,7 @@ async function sendCorrection(label) {
     const response = await fetch(`${FEEDBACK_URL}?label=${label}`, { method: "POST", body: form, headers });
     const reply = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
     const kept = response.ok;
-    thanks.textContent = kept ? `Thank you: kept as a ${label}.` : reply.error || `HTTP ${response.status}`;
+    thanks.textContent = kept ? `Thank you: kept as ${String(label) === "8" ? "an" : "a"} ${label}.` : reply.error || `HTTP ${response.status}`;
     thanks.classList.toggle("error", !kept);
     if (kept) answered = null;  // one correction per answer
   } catch (error) {

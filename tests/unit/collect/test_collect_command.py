@@ -10,6 +10,7 @@ from PIL import Image
 from pipeline.collect.command import main
 from pipeline.collect.store import Store
 from testkit.glyphs import glyph
+from testkit.repos import ROOT
 
 
 def write_png(path, image) -> None:
@@ -109,3 +110,12 @@ def test_a_store_inside_the_imported_folder_is_refused(tmp_path, into):
 def test_a_root_that_is_not_a_folder_is_one_error(tmp_path):
     with pytest.raises(Exception, match="not a folder"):
         main([str(tmp_path / "absent")])
+
+
+def test_the_labelled_examples_docs_collecting_md_imports_are_each_taken_under_their_digit(tmp_path, capsys):
+    assert main([str(ROOT / "examples/labelled"), "--into", str(tmp_path / "store")]) == 0
+    out = capsys.readouterr().out
+    for name, label in (("3/test63.jpg", 3), ("4/pen-4.png", 4), ("5/test53.jpg", 5), ("7/marker-7.png", 7)):
+        assert f"examples/labelled/{name}: taken as a {label}: " in out
+    assert "examples/labelled/8/test146.jpg: taken as an 8: " in out
+    assert sorted(path.parent.name for path in (tmp_path / "store").rglob("*.png")) == ["3", "4", "5", "7", "8"]
