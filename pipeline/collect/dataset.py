@@ -7,7 +7,7 @@ other, so a test digit is never trained on in a later run.
 A stored digit is already the serving normaliser's output: the 28x28 the model saw when the
 service (or the import command) read the upload. It is used as it is stored. Normalising it again
 would train and score on another image than the one served: the normaliser is not idempotent
-(re-normalised, a fine-penned writer's digits lost a fifth of their ink, benchmarks/collected.py).
+(re-normalised, a fine-penned writer's digits lost ink: benchmarks/collected.py's writer).
 """
 
 import hashlib

@@ -258,11 +258,8 @@ def collected_scores_table(before: dict, after: dict) -> str:
     names = sorted(old_labels.keys() | new_labels.keys(), key=collected.label_order)
     rows = [row("all", before, after)] + [row(n, old_labels.get(n, {}), new_labels.get(n, {})) for n in names]
     header = ["label", "test digits, base", "head", "accuracy, base", "head", "change"]
-    lost = [number(side, "no_digit_found") for side in (before, after)]
-    return (
-        f"The exported model on the collected test digits (`{paths.FIELD_METRICS}`):\n\n"
-        + tables.markdown(header, rows, [False] + [True] * 5)
-        + f"\n\nNo digit found: {lost[0]} at the base, {lost[1]} at the head."
+    return f"The exported model on the collected test digits (`{paths.FIELD_METRICS}`):\n\n" + tables.markdown(
+        header, rows, [False] + [True] * 5
     )
 
 

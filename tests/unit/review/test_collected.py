@@ -246,7 +246,6 @@ def test_the_field_scores_on_the_collected_test_digits_base_against_head():
         "collected": {
             "digits": 4,
             "accuracy": 0.5,
-            "no_digit_found": 1,
             "per_label": {"3": {"digits": 4, "accuracy": 0.5}},
         }
     }
@@ -254,7 +253,6 @@ def test_the_field_scores_on_the_collected_test_digits_base_against_head():
         "collected": {
             "digits": 10,
             "accuracy": 0.8,
-            "no_digit_found": 0,
             "per_label": {"3": {"digits": 4, "accuracy": 0.75}, "5": {"digits": 6, "accuracy": 0.833333}},
         }
     }
@@ -263,5 +261,5 @@ def test_the_field_scores_on_the_collected_test_digits_base_against_head():
     assert "| all | 4 | 10 | 0.5 | 0.8 | +0.3 |" in table
     assert "| 3 | 4 | 4 | 0.5 | 0.75 | +0.25 |" in table
     assert "| 5 | — | 6 | — | 0.833333 | — |" in table  # no test digit of 5 at the base
-    assert table.endswith("No digit found: 1 at the base, 0 at the head.")
+    assert table.endswith("| 5 | — | 6 | — | 0.833333 | — |")
     assert report.collected_scores({"images_per_source": 200, "arrays": 0.99}) == {}
