@@ -2,9 +2,9 @@
 
 Reads data/collected/<label>/*.png, the store the service and `python -m pipeline.collect` write
 (an output here only so that DVC caches, pushes and records it; made empty when a fresh clone
-has none); writes data/prepared/collected_train.npz (`images`: uint8 28x28 as stored, the
-serving normaliser's output; `labels`), which the train stage adds to MNIST's training split
-`collected.repeat` times. The field stage scores the test part.
+has none); writes data/prepared/collected_{train,test}.npz (`images`: uint8 28x28 as stored,
+the serving normaliser's output; `labels`): the train stage adds the train part to MNIST's
+training split `collected.repeat` times, the field stage scores the test part.
 """
 
 from pipeline.collect import dataset
@@ -15,7 +15,8 @@ def main() -> None:
     params = config.load()
     dataset.ensure(paths.COLLECTED)  # a fresh clone's empty store; refused if dvc.lock says it held digits
     parts = dataset.split(dataset.digits(paths.COLLECTED), params.collected.test_fraction)
-    artifacts.save_split(paths.COLLECTED_TRAIN, *dataset.arrays(paths.COLLECTED, parts["train"]))
+    for name, path in (("train", paths.COLLECTED_TRAIN), ("test", paths.COLLECTED_TEST)):
+        artifacts.save_split(path, *dataset.arrays(paths.COLLECTED, parts[name]))
     cli.log(f"collected digits: {len(parts['train'])} to train on, {len(parts['test'])} to test on")
 
 

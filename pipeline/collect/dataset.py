@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.collect.store import LABELS
-from pipeline.core import paths
-from pipeline.core.config import parse_yaml
+from pipeline.core import artifacts, paths
 from pipeline.core.datasets import IMAGE_SHAPE
 from pipeline.core.errors import DataError
 from pipeline.predict.images import load_gray
@@ -40,9 +39,8 @@ def recorded(lock: Path, root: Path) -> int:
         text = Path(lock).read_text()
     except FileNotFoundError:
         return 0
-    stages = (parse_yaml(text, str(lock)) or {}).get("stages", {})
-    outs = [out for stage in stages.values() for out in stage.get("outs", [])]
-    return sum(out.get("nfiles", 0) for out in outs if out.get("path") == Path(root).as_posix())
+    entry = artifacts.lock_entry(text, root, str(lock))
+    return entry[1].get("nfiles", 0) if entry else 0
 
 
 def ensure(root: Path, lock: Path = paths.DVC_LOCK) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.core import datasets, paths
+from pipeline.core.config import parse_yaml
 from pipeline.core.errors import DataError
 
 # Columns of metrics/learning_curve.csv, one row per epoch.
@@ -170,6 +171,19 @@ def load_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
         expected = f"expected uint8 images (N, {rows}, {cols}) and N labels"
         raise file_error(path, f"{expected}, got {images.dtype} {images.shape} and {labels.shape}")
     return datasets.scale(images), labels
+
+
+def lock_entry(text: str | None, path: Path, source: str) -> tuple[str, dict] | None:
+    """(the stage, its dvc.lock entry) of the output at `path` in dvc.lock's `text`; None if the
+    lock (None: there is none) records no such output. ConfigError if `text` is not YAML."""
+    stages = (parse_yaml(text or "", source) or {}) if text is not None else {}
+    stages = stages.get("stages") if isinstance(stages, dict) else None
+    for stage, locked in (stages if isinstance(stages, dict) else {}).items():
+        outs = locked.get("outs") if isinstance(locked, dict) else None
+        for out in outs if isinstance(outs, list) else []:
+            if isinstance(out, dict) and out.get("path") == Path(path).as_posix():
+                return stage, out
+    return None
 
 
 def save_json(path: Path, obj: Any) -> None:

@@ -18,9 +18,9 @@ PREPARED_DIR = Path("data/prepared")
 # collected stage, which only reads it, so that DVC caches, pushes and records it.
 COLLECTED = Path("data/collected")
 SPLITS = ("train", "val", "test")
-# The collected digits' train part as a prepared split (the collected stage); their test part
-# is scored from the files themselves, through the decoder, by the field stage.
+# The collected digits' parts as prepared splits (the collected stage): train's and field's.
 COLLECTED_TRAIN = PREPARED_DIR / "collected_train.npz"
+COLLECTED_TEST = PREPARED_DIR / "collected_test.npz"
 MODEL = Path("models/model.keras")
 # The export stage's forms of the model: TF Serving loads SAVED_MODEL/<version>/.
 SAVED_MODEL = Path("models/saved_model")
@@ -62,7 +62,7 @@ def prepared(split: str) -> Path:
 STAGE_OUTPUTS = {
     "fetch": [RAW, DATASET_INFO],
     "preprocess": [prepared(s) for s in SPLITS],
-    "collected": [COLLECTED, COLLECTED_TRAIN],
+    "collected": [COLLECTED, COLLECTED_TRAIN, COLLECTED_TEST],
     "train": [MODEL, LEARNING_CURVE],
     "evaluate": [METRICS, PREDICTIONS],
     "plot": [PLOTS_DIR],

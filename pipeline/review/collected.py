@@ -13,9 +13,9 @@ content's hash, so the same name under another label at the head is the same ima
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
-from pipeline.core import config, paths
+from pipeline.core import artifacts, paths
 from pipeline.core.errors import ConfigError
 from pipeline.review import gallery, revisions, tables
 
@@ -114,22 +114,14 @@ def fetch_command(rev: str | None) -> str:
 
 def record(rev: str | None) -> Record | None:
     """The store's record at `rev`: the collected stage's output in dvc.lock; None without one."""
-    stages = _yaml(rev, paths.DVC_LOCK).get("stages")
-    for stage, locked in (stages if isinstance(stages, dict) else {}).items():
-        outs = locked.get("outs") if isinstance(locked, dict) else None
-        for out in outs if isinstance(outs, list) else []:
-            if isinstance(out, dict) and out.get("path") == paths.COLLECTED.as_posix():
-                return _record(out, str(paths.DVC_LOCK), f"`dvc repro` (or `dvc commit {stage}`, without training)")
-    return None
-
-
-def _yaml(rev: str | None, path: Path) -> dict:
-    """A YAML mapping at `rev`; {} if absent, or not a mapping: no record to read there."""
     try:
-        parsed = config.parse_yaml(revisions.read_text(rev, path) or "", str(path))
-    except ConfigError:
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
+        entry = artifacts.lock_entry(revisions.read_text(rev, paths.DVC_LOCK), paths.COLLECTED, str(paths.DVC_LOCK))
+    except ConfigError:  # not YAML: no record to read there
+        return None
+    if entry is None:
+        return None
+    stage, out = entry
+    return _record(out, str(paths.DVC_LOCK), f"`dvc repro` (or `dvc commit {stage}`, without training)")
 
 
 def _record(out: dict, where: str, update: str) -> Record:
