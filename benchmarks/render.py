@@ -760,8 +760,10 @@ def cached_outs(sources: Sources) -> list[dict]:
 
 
 def cache_files(sources: Sources) -> int:
-    """Files in the cache for those outputs: one per file, a directory's files plus its listing."""
-    return sum(out["nfiles"] + 1 if out["md5"].endswith(".dir") else 1 for out in cached_outs(sources))
+    """Objects in the cache for those outputs: one per file, a directory's files plus its listing;
+    outputs of the same bytes (two empty splits, say) are one object."""
+    objects = {out["md5"]: out for out in cached_outs(sources)}
+    return sum(out["nfiles"] + 1 if md5.endswith(".dir") else 1 for md5, out in objects.items())
 
 
 def cached_files(sources: Sources) -> int:
