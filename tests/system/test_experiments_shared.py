@@ -1,9 +1,10 @@
 """Experiments shared across machines, the team's recipe (docs/experiments.md#a-sweep-on-several-machines).
 
-Clone A queues a sweep of three learning rates, runs the queue on two workers and pushes the
-experiments: their commits to a bare git origin, their data to a DVC directory remote. Clone B,
-a fresh `git clone` of the origin with its own DVC cache, pulls them, compares them and applies
-the best. The docs page shows each command run here, word for word (the last test checks).
+The team's commit to sweep is reproduced and pushed: its commit to a bare git origin, its
+outputs to a DVC directory remote. Clone A pulls those outputs, queues a sweep of three learning
+rates, runs the queue on two workers and pushes the experiments. Clone B, a fresh `git clone` of
+the origin with its own DVC cache, pulls them, compares them and applies the best. The docs page
+shows each command run here, word for word (the last test checks).
 """
 
 import json
@@ -17,7 +18,7 @@ import yaml
 
 from testkit import experiments
 from testkit.markdown import section
-from testkit.repos import ROOT, commit_all, dvc_status, make_pipeline_repo, run
+from testkit.repos import ROOT, commit_all, dvc_status, make_pipeline_repo, ran_stages, run
 
 pytestmark = pytest.mark.slow
 
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.slow
 # smallest does not. Best is highest test accuracy, then lowest test loss, as on real runs.
 RATES = [0.0001, 0.001, 0.01]
 NAMES = ["lr-1", "lr-2", "lr-3"]  # `-n lr` with a sweep numbers its runs in the order of the values
+OUTPUTS = ["dvc", "pull"]  # the commit's outputs: the runs skip the stages the sweep leaves alone
 SWEEP = ["dvc", "exp", "run", "--queue", "-n", "lr", "-S", f"train.learning_rate={','.join(map(str, RATES))}"]
 START = ["dvc", "queue", "start", "-j", "2"]
 STATUS = ["dvc", "queue", "status"]
@@ -58,39 +60,50 @@ class Sweep:
     branch: str
     experiments: dict[str, dict]  # A's `dvc exp show --json`, by name
     status: str  # A's `dvc queue status` once they had finished
+    logs: dict[str, str]  # each experiment's `dvc queue logs`
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> Iterator[Sweep]:
-    """Clone A: the sweep queued, run on two workers until done, workers stopped, pushed."""
+    """Clone A: the commit's outputs pulled, the sweep queued, run on two workers until done,
+    workers stopped, pushed."""
     base = tmp_path_factory.mktemp("team")
-    repo = make_pipeline_repo(base / "A")
+    team = make_pipeline_repo(base / "team")  # the commit to sweep, reproduced, as main is
     run(["git", "init", "-q", "--bare", str(base / "origin.git")], cwd=base)
-    run(["git", "remote", "add", "origin", str(base / "origin.git")], cwd=repo)
-    run(["dvc", "remote", "add", "-d", "-f", "shared", str(base / "remote")], cwd=repo)  # -f: main has one
-    commit_all(repo, "a shared DVC remote")
-    run(["git", "push", "-q", "origin", "HEAD"], cwd=repo)
-    branch = run(["git", "branch", "--show-current"], cwd=repo).stdout.strip()
+    run(["git", "remote", "add", "origin", str(base / "origin.git")], cwd=team)
+    run(["dvc", "remote", "add", "-d", "-f", "shared", str(base / "remote")], cwd=team)  # -f: main has one
+    run(["dvc", "repro"], cwd=team)
+    commit_all(team, "a shared DVC remote; dvc.lock and metrics of a full run")
+    run(["dvc", "push"], cwd=team)
+    run(["git", "push", "-q", "origin", "HEAD"], cwd=team)
+    branch = run(["git", "branch", "--show-current"], cwd=team).stdout.strip()
+    repo = git_clone(base, branch, "A")
     try:
+        run(OUTPUTS, cwd=repo)
         run(SWEEP, cwd=repo)
         assert "Started '2' new experiments task queue workers" in experiments.start(repo, START)
         done = experiments.wait_for(repo, NAMES, timeout=QUEUE_TIMEOUT)
         status = run(STATUS, cwd=repo).stdout
+        logs = {name: run(["dvc", "queue", "logs", name], cwd=repo).stdout for name in NAMES}
         run(STOP, cwd=repo)
         left = experiments.wait_until_stopped(repo, timeout=60)
         assert not left, f"queue processes still running after `dvc queue stop`: {left}"
         run(PUSH, cwd=repo)
-        yield Sweep(base, repo, branch, done, status)
+        yield Sweep(base, repo, branch, done, status, logs)
     finally:
         experiments.stop_queue(repo)  # after a failure above: nothing may outlive the test
 
 
-def clone(sweep: Sweep, name: str) -> Path:
-    """Clone B: a fresh clone of the origin, its own (empty) DVC cache, the committed remote config."""
-    path = sweep.base / name
-    run(["git", "clone", "-q", "-b", sweep.branch, str(sweep.base / "origin.git"), str(path)], cwd=sweep.base)
+def git_clone(base: Path, branch: str, name: str) -> Path:
+    """A fresh clone of the origin, its own (empty) DVC cache, the committed remote config."""
+    path = base / name
+    run(["git", "clone", "-q", "-b", branch, str(base / "origin.git"), str(path)], cwd=base)
     assert not (path / ".dvc/cache").exists()
     return path
+
+
+def clone(sweep: Sweep, name: str) -> Path:
+    return git_clone(sweep.base, sweep.branch, name)
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +146,16 @@ def test_the_sweep_ran_each_rate_on_two_workers_and_left_no_process(sweep):
         if "run_exp[" in log.read_text()
     ]
     assert len(worked) == 2, "both workers should have run an experiment"
+
+
+def test_each_run_of_the_sweep_skips_the_stages_the_rate_does_not_change(sweep):
+    # With the commit's outputs in the cache no two runs write the same new cache object at
+    # once, which DVC's cache does not survive (docs/experiments.md#a-sweep-on-several-machines).
+    for name in NAMES:
+        log = sweep.logs[name]
+        for stage in ("fetch", "preprocess", "collected"):
+            assert f"Stage '{stage}' didn't change, skipping" in log, f"{name} ran {stage}:\n{log}"
+        assert ran_stages(log) == ["train", "evaluate", "plot", "export", "field"], f"{name}:\n{log}"
 
 
 def test_push_sends_the_commits_to_the_git_origin_and_the_outputs_to_the_dvc_remote(sweep):
@@ -186,6 +209,6 @@ def test_a_fresh_clone_applies_the_best_with_a_clean_status_and_the_metrics_of_a
 
 def test_the_docs_show_exactly_the_commands_run_here():
     lines = [line.split("  #")[0].strip() for line in section(DOCS.read_text(), SECTION).splitlines()]
-    commands = [SWEEP, START, STATUS, STOP, PUSH, LIST, PULL, TABLE, PLOTS, ["dvc", "exp", "apply", NAMES[-1]]]
+    commands = [OUTPUTS, SWEEP, START, STATUS, STOP, PUSH, LIST, PULL, TABLE, PLOTS, ["dvc", "exp", "apply", NAMES[-1]]]
     for command in map(shlex.join, commands):
         assert command in lines, f"{DOCS.name}: no line `{command}` in {SECTION!r}"
