@@ -24,6 +24,8 @@ from dvc_objects.fs.local import LocalFileSystem
 
 from common import cpu_name
 
+WRITERS = 2  # two queue workers
+
 
 def writer(source: Path, caches: Path, rounds: int, go: multiprocessing.Queue, lost: multiprocessing.Queue) -> None:
     """Add `source` to cache `caches/<round>` each round when told to; put how many checks failed."""
@@ -44,7 +46,7 @@ def writer(source: Path, caches: Path, rounds: int, go: multiprocessing.Queue, l
 def race(rounds: int, megabytes: int, folder: Path) -> list[int]:
     """Each process's count of rounds in which the object it had just written was not there."""
     data = bytes(range(256)) * (megabytes * 4096)
-    sources = [folder / f"source-{i}" for i in range(2)]  # two workspaces, one content
+    sources = [folder / f"source-{i}" for i in range(WRITERS)]  # a workspace each, one content
     for source in sources:
         source.write_bytes(data)
     lost = multiprocessing.Queue()
@@ -73,7 +75,7 @@ def main() -> None:
     run = records.start("cache_writes", sys.argv[1:])
     with tempfile.TemporaryDirectory() as folder:
         counts = race(args.rounds, args.megabytes, Path(folder))
-    writes = 2 * args.rounds
+    writes = WRITERS * args.rounds
     print(f"{cpu_name()}: {sum(counts)} of {writes} writes of one {args.megabytes} MB object found it gone")
     records.write(run, {"rounds": args.rounds, "megabytes": args.megabytes, "writes": writes, "lost": sum(counts)})
 

@@ -11,7 +11,7 @@ would train and score on another image than the one served: the normaliser is no
 """
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from pipeline.collect.store import LABELS
 from pipeline.core import artifacts, paths
 from pipeline.core.datasets import IMAGE_SHAPE
 from pipeline.core.errors import DataError
-from pipeline.predict.images import load_gray
+from pipeline.predict.images import load_gray_bytes
 
 PARTS = ("train", "test")
 IMPORT_HINT = "add images with python -m pipeline.collect ROOT, or the service's --collect"
@@ -31,6 +31,7 @@ class Digit:
     path: Path  # under the store's root: <label>/<name>.png
     label: int
     sha256: str  # of the file's bytes
+    content: bytes = field(repr=False)  # the file, read once for its hash and its pixels
 
 
 def recorded(lock: Path, root: Path) -> int:
@@ -73,8 +74,8 @@ def digits(root: Path) -> list[Digit]:
         for file in sorted(visible(entry)):
             if not file.is_file() or file.suffix != ".png":
                 raise DataError(f"{file}: expected only .png digits in {entry}; {IMPORT_HINT}")
-            sha256 = hashlib.sha256(file.read_bytes()).hexdigest()
-            found.append(Digit(file.relative_to(root), int(entry.name), sha256))
+            content = file.read_bytes()
+            found.append(Digit(file.relative_to(root), int(entry.name), hashlib.sha256(content).hexdigest(), content))
     return found
 
 
@@ -105,7 +106,7 @@ def arrays(root: Path, found: list[Digit]) -> tuple[np.ndarray, np.ndarray]:
     images = np.zeros((len(found), *IMAGE_SHAPE), np.uint8)
     for index, digit in enumerate(found):
         path = Path(root) / digit.path
-        gray = load_gray(path)
+        gray = load_gray_bytes(digit.content, path)
         if gray.shape != IMAGE_SHAPE:
             rows, cols = IMAGE_SHAPE
             raise DataError(
